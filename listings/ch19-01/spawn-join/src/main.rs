@@ -1,0 +1,58 @@
+//! 2つのスレッドを起動し、`join`で終わりを待って結果を受け取ります。
+//!
+//! 実行方法: `cargo run -p spawn-join`
+//! Aは200ミリ秒、Bは100ミリ秒かかる仕事です。2つは同時に進むので、
+//! 全体はおよそ長いほう（200ミリ秒）で終わり、合計の300ミリ秒はかかりません。
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+// ANCHOR: worker
+fn worker(name: &str, delay: Duration) -> String {
+    println!("スレッド{name}: 開始");
+    thread::sleep(delay); // 時間のかかる仕事の代わり
+    println!("スレッド{name}: 完了");
+    format!("{name}の結果（{}ミリ秒）", delay.as_millis())
+}
+// ANCHOR_END: worker
+
+// ANCHOR: main
+fn run(delay_a: Duration, delay_b: Duration) -> (String, String) {
+    let handle_a = thread::spawn(move || worker("A", delay_a));
+    let handle_b = thread::spawn(move || worker("B", delay_b));
+
+    println!("メインスレッド: 2つのスレッドを起動しました");
+    thread::sleep(Duration::from_millis(50));
+    println!("メインスレッド: 待っている間に別の処理をしました");
+
+    // `join`はスレッドが終わるまで待ち、クロージャの戻り値を`Ok`で包んで返します。
+    // スレッドがパニックしていたら`Err`になります。
+    let result_a = handle_a.join().expect("スレッドAがパニックしました");
+    let result_b = handle_b.join().expect("スレッドBがパニックしました");
+    (result_a, result_b)
+}
+
+fn main() {
+    let start = Instant::now();
+    let (a, b) = run(Duration::from_millis(200), Duration::from_millis(100));
+    println!("メインスレッド: 受け取った結果: {a}、{b}");
+    println!("メインスレッド: 経過時間 {:?}", start.elapsed());
+}
+// ANCHOR_END: main
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_results_arrive_and_time_is_the_max_not_the_sum() {
+        let (a, b) = (Duration::from_millis(300), Duration::from_millis(200));
+        let start = Instant::now();
+        let results = run(a, b);
+        let elapsed = start.elapsed();
+        assert_eq!(results, ("Aの結果（300ミリ秒）".into(), "Bの結果（200ミリ秒）".into()));
+        // 2つの待ちは重なるので、長いほう（300 ms）以上、合計（500 ms）未満で終わります。
+        assert!(elapsed >= a, "{elapsed:?}");
+        assert!(elapsed < a + b, "順番に実行したのと同じだけかかりました: {elapsed:?}");
+    }
+}

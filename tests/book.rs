@@ -1,0 +1,94 @@
+//! The book as a whole: it builds, every page exists, nothing is left unexpanded,
+//! and every listing crate is shown somewhere.
+//! (Broken includes and anchors are caught earlier, by build.rs; each listing's
+//! `output.txt` is checked by that listing's own test.)
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use mdbook_driver::MDBook;
+use mdbook_driver::book::BookItem;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn files_with_extension(dir: &Path, ext: &str, found: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files_with_extension(&path, ext, found);
+        } else if path.extension().is_some_and(|e| e == ext) {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn the_html_book_builds_and_no_directive_survives() {
+    let out = tempfile::tempdir().unwrap();
+    let mut book = MDBook::load(root()).expect("the book loads (every page in SUMMARY.md exists)");
+    book.config.build.build_dir = out.path().to_path_buf();
+    book.build().expect("the HTML book builds");
+
+    let html_dir = book.build_dir_for("html");
+    assert!(html_dir.join("index.html").exists());
+    let mut pages = Vec::new();
+    files_with_extension(&html_dir, "html", &mut pages);
+    for page in &pages {
+        let html = fs::read_to_string(page).unwrap();
+        assert!(!html.contains("{{#"), "{}: an mdBook directive was left unexpanded", page.display());
+        assert!(html.contains(r#"lang="ja""#), "{}: the page is not marked as Japanese", page.display());
+    }
+    for chapter in book.iter() {
+        if let BookItem::Chapter(ch) = chapter
+            && let Some(path) = &ch.path
+        {
+            let page = html_dir.join(path.with_extension("html"));
+            assert!(page.exists(), "{} was not rendered", page.display());
+        }
+    }
+}
+
+#[test]
+fn every_listing_crate_is_shown_in_the_book() {
+    let mut pages = Vec::new();
+    files_with_extension(&root().join("src"), "md", &mut pages);
+    let text: String = pages.iter().map(|p| fs::read_to_string(p).unwrap()).collect();
+
+    let mut orphans = Vec::new();
+    for section in fs::read_dir(root().join("listings")).unwrap() {
+        for listing in fs::read_dir(section.unwrap().path()).unwrap() {
+            let dir = listing.unwrap().path();
+            let rel = dir.strip_prefix(root()).unwrap().to_string_lossy().replace('\\', "/");
+            if dir.join("Cargo.toml").exists() && !text.contains(&format!("{rel}/")) {
+                orphans.push(rel);
+            }
+        }
+    }
+    assert!(orphans.is_empty(), "listing crates that no page includes: {orphans:?}");
+}
+
+#[test]
+fn every_listing_with_output_has_a_drift_test() {
+    let mut missing = Vec::new();
+    for section in fs::read_dir(root().join("listings")).unwrap() {
+        for listing in fs::read_dir(section.unwrap().path()).unwrap() {
+            let dir = listing.unwrap().path();
+            if !dir.join("output.txt").exists() {
+                continue;
+            }
+            let mut tests = Vec::new();
+            if dir.join("tests").is_dir() {
+                files_with_extension(&dir.join("tests"), "rs", &mut tests);
+            }
+            let has = tests
+                .iter()
+                .any(|t| fs::read_to_string(t).unwrap().contains("book_support::output_test!()"));
+            if !has {
+                missing.push(dir.display().to_string());
+            }
+        }
+    }
+    assert!(missing.is_empty(), "output.txt without `book_support::output_test!()`: {missing:?}");
+}

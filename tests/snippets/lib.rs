@@ -1,0 +1,11 @@
+//! The book's code blocks as doctests.
+//!
+//! `build.rs` expands every chapter with mdBook (so `{{#rustdoc_include}}` brings in the
+//! whole listing, hidden lines included) and generates one empty module per chapter
+//! whose doc comment is that chapter. `cargo test` then compiles and runs every
+//! ```` ```rust ```` block exactly as rustdoc does for `mdbook test`: `ignore` blocks are
+//! skipped, `no_run` blocks are compiled only. The doctest names say which page and line
+//! a failing block is on, e.g. `tests/snippets/lib.rs - page_ch19_01_threads (line 42)`.
+#![allow(rustdoc::all)]
+
+include!(concat!(env!("OUT_DIR"), "/chapters/chapters.rs"));

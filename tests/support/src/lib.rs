@@ -1,0 +1,213 @@
+//! Test helpers shared by the listings.
+//!
+//! Every listing that has an `output.txt` adds a one-line integration test:
+//!
+//! ```ignore
+//! // listings/<section>/<name>/tests/output.rs
+//! book_support::output_test!();
+//! ```
+//!
+//! The test runs the listing's binary with the arguments written on the first line of
+//! `output.txt` (`$ cargo run -p NAME -- ARGS`) and fails when the printed text differs from
+//! the recorded one. `cargo xtask bless` re-records every `output.txt` from a real run.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::LazyLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+/// The longest a listing may run before the drift test gives up on it.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Defines the `#[test]` that compares this package's binary with its `output.txt`.
+#[macro_export]
+macro_rules! output_test {
+    () => {
+        #[test]
+        fn output_txt_matches_a_fresh_run() {
+            $crate::check_output(
+                env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME"))),
+                env!("CARGO_PKG_NAME"),
+                env!("CARGO_MANIFEST_DIR"),
+            );
+        }
+    };
+}
+
+/// The command line recorded on the first line of an `output.txt`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// The line itself, e.g. `$ cargo run --release -p gil-free -- 4`.
+    pub command: String,
+    /// The package named by `-p`.
+    pub package: String,
+    /// Whether the program was run with `--release`.
+    pub release: bool,
+    /// The arguments after `--`.
+    pub args: Vec<String>,
+}
+
+/// Parses the first line of an `output.txt`.
+pub fn parse_command(line: &str) -> Result<Recorded, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let ["$", "cargo", "run", rest @ ..] = words.as_slice() else {
+        return Err(format!("the first line must be `$ cargo run … -p NAME`, found {line:?}"));
+    };
+    let (opts, args) = match rest.iter().position(|w| *w == "--") {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &[][..]),
+    };
+    let mut package = None;
+    let mut release = false;
+    let mut opts = opts.iter();
+    while let Some(opt) = opts.next() {
+        match *opt {
+            "-p" | "--package" => package = opts.next().map(|p| p.to_string()),
+            "--release" | "-r" => release = true,
+            "-q" | "--quiet" => {}
+            other => return Err(format!("unsupported cargo option {other:?} in {line:?}")),
+        }
+    }
+    let package = package.ok_or_else(|| format!("no `-p NAME` in {line:?}"))?;
+    Ok(Recorded {
+        command: line.to_string(),
+        package,
+        release,
+        args: args.iter().map(|a| a.to_string()).collect(),
+    })
+}
+
+/// Runs `bin` with `args` and returns what it printed on stdout; panics if it fails or
+/// does not finish within [`RUN_TIMEOUT`].
+pub fn run_program(bin: &str, args: &[String]) -> String {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut s = Vec::new();
+        stdout.read_to_end(&mut s).map(|_| s)
+    });
+    let err = thread::spawn(move || {
+        let mut s = Vec::new();
+        stderr.read_to_end(&mut s).map(|_| s)
+    });
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{bin} did not finish within {RUN_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let out = out.join().unwrap().unwrap();
+    let err = err.join().unwrap().unwrap();
+    assert!(
+        status.success(),
+        "{bin} failed with {status}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&err)
+    );
+    String::from_utf8(out).unwrap_or_else(|e| panic!("{bin} printed invalid UTF-8: {e}"))
+}
+
+/// Makes the parts of a line that legitimately vary between runs comparable:
+/// durations become `<時間>` and every other number becomes `<数>`.
+/// Everything else (the words, the punctuation, the number of lines) must match.
+pub fn normalise(line: &str) -> String {
+    // `Duration`'s Debug output changes unit with the value (`950µs`, `1.2ms`, `3s`),
+    // so a duration is replaced as a whole; the character after an ASCII unit is kept.
+    static DURATION: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\d+(?:\.\d+)?\s?(?:(?:ns|µs|us|ms|s)([^A-Za-z0-9_]|$)|ミリ秒|秒)").unwrap()
+    });
+    static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d+(?:\.\d+)?").unwrap());
+    let line = DURATION.replace_all(line.trim_end(), "<時間>$1");
+    NUMBER.replace_all(&line, "<数>").into_owned()
+}
+
+/// Counts the normalised lines of `text`: concurrent programs may print them in any order.
+fn line_counts(text: &str) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for line in text.lines() {
+        *counts.entry(normalise(line)).or_default() += 1;
+    }
+    counts
+}
+
+/// Compares a fresh run of `bin` with `dir/output.txt` and panics with a readable diff.
+pub fn check_output(bin: &str, package: &str, dir: &str) {
+    let path = Path::new(dir).join("output.txt");
+    let recorded = fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (record it with `cargo xtask bless`)", path.display()));
+    let (first, expected) = recorded.split_once('\n').unwrap_or((&recorded, ""));
+    let cmd = parse_command(first).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(cmd.package, package, "{}: the command runs another package", path.display());
+
+    let actual = run_program(bin, &cmd.args);
+    let (want, got) = (line_counts(expected), line_counts(&actual));
+    if want != got {
+        let mut report = String::new();
+        for (line, n) in &want {
+            let m = got.get(line).copied().unwrap_or(0);
+            if m < *n {
+                report.push_str(&format!("  - {line}   (recorded {n}×, now {m}×)\n"));
+            }
+        }
+        for (line, m) in &got {
+            let n = want.get(line).copied().unwrap_or(0);
+            if n < *m {
+                report.push_str(&format!("  + {line}   (recorded {n}×, now {m}×)\n"));
+            }
+        }
+        panic!(
+            "{} no longer matches a run of `{}` (numbers and line order are ignored):\n{report}\
+             If the change is intended, re-record the outputs with `cargo xtask bless`.",
+            path.display(),
+            cmd.command
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_recorded_command() {
+        let c = parse_command("$ cargo run --release -p gil-free -- 4 x").unwrap();
+        assert_eq!(c.package, "gil-free");
+        assert!(c.release);
+        assert_eq!(c.args, ["4", "x"]);
+        assert!(parse_command("$ cargo build -p x").is_err());
+        assert!(parse_command("$ cargo run").is_err());
+    }
+
+    #[test]
+    fn numbers_and_durations_are_normalised_words_are_not() {
+        assert_eq!(normalise("経過時間: 201.3ms"), "経過時間: <時間>");
+        assert_eq!(normalise("経過: 1.02秒、速度 1.98倍"), "経過: <時間>、速度 <数>倍");
+        assert_eq!(normalise("PID 4242 が終了 (ThreadId(3))"), "PID <数> が終了 (ThreadId(<数>))");
+        assert_eq!(normalise("12µs, 3s)"), "<時間>, <時間>)");
+        assert_ne!(normalise("スレッドA: 完了"), normalise("スレッドA: 開始"));
+    }
+
+    #[test]
+    fn line_order_does_not_matter_but_every_line_counts() {
+        assert_eq!(line_counts("a 1\nb\n"), line_counts("b\na 2\n"));
+        assert_ne!(line_counts("a\na\n"), line_counts("a\n"));
+    }
+}

@@ -1,0 +1,195 @@
+//! Developer commands for the book, run as `cargo xtask <command>`:
+//!
+//! - `serve [--port N]`: build the book, serve it on <http://127.0.0.1:3000>, rebuild when
+//!   `src/`, `listings/`, `theme/` or `book.toml` change (the open page reloads itself).
+//! - `build`: build the HTML into `book/`.
+//! - `bless`: re-record every `output.txt` from a real run, and the `.stderr` files of the
+//!   compile-fail cases from real `rustc` output.
+//!
+//! Nothing needs to be installed by hand: mdBook is used as a library (`mdbook-driver`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use mdbook_driver::MDBook;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["build"] => build(&root).map(|out| println!("built {}", out.join("index.html").display())),
+        ["serve"] => serve(&root, 3000),
+        ["serve", "--port", port] => serve(&root, port.parse().context("--port needs a number")?),
+        ["bless"] => bless(&root),
+        _ => {
+            eprintln!("usage: cargo xtask <build | serve [--port N] | bless>");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Builds the HTML book into `book/` and returns that directory.
+fn build(root: &Path) -> Result<PathBuf> {
+    let book = MDBook::load(root).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    book.build().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    Ok(book.build_dir_for("html"))
+}
+
+/// A fingerprint of everything the book is built from: changes when any file does.
+fn sources_fingerprint(root: &Path) -> (usize, SystemTime) {
+    fn walk(dir: &Path, acc: &mut (usize, SystemTime)) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, acc);
+            } else if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+                acc.0 += 1;
+                acc.1 = acc.1.max(modified);
+            }
+        }
+    }
+    let mut acc = (0, SystemTime::UNIX_EPOCH);
+    for dir in ["src", "listings", "theme"] {
+        walk(&root.join(dir), &mut acc);
+    }
+    if let Ok(modified) = fs::metadata(root.join("book.toml")).and_then(|m| m.modified()) {
+        acc.1 = acc.1.max(modified);
+    }
+    acc
+}
+
+fn serve(root: &Path, port: u16) -> Result<()> {
+    let out = build(root)?;
+    // Bumped after every rebuild; theme/reload.js polls it and reloads the page.
+    let generation = Arc::new(AtomicU64::new(1));
+
+    let watcher_root = root.to_path_buf();
+    let watcher_generation = Arc::clone(&generation);
+    std::thread::spawn(move || {
+        let mut seen = sources_fingerprint(&watcher_root);
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = sources_fingerprint(&watcher_root);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match build(&watcher_root) {
+                Ok(_) => {
+                    watcher_generation.fetch_add(1, Ordering::SeqCst);
+                    eprintln!("rebuilt the book");
+                }
+                Err(e) => eprintln!("the book did not build: {e:#}"),
+            }
+        }
+    });
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route(
+                "/__xtask/generation",
+                get(move || async move { generation.load(Ordering::SeqCst).to_string() }),
+            )
+            .fallback_service(tower_http::services::ServeDir::new(&out));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("cannot listen on 127.0.0.1:{port} (try --port)"))?;
+        println!("serving the book on http://{}/ (Ctrl-C to stop)", listener.local_addr()?);
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+/// Every listing crate directory (`listings/<section>/<name>`), sorted.
+fn listing_dirs(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for section in fs::read_dir(root.join("listings"))? {
+        let section = section?.path();
+        if !section.is_dir() {
+            continue;
+        }
+        for listing in fs::read_dir(&section)? {
+            let listing = listing?.path();
+            if listing.join("Cargo.toml").exists() {
+                dirs.push(listing);
+            }
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+fn bless(root: &Path) -> Result<()> {
+    let dirs = listing_dirs(root)?;
+    // Build everything once, so the runs below print only the programs' own output.
+    let status = Command::new("cargo").args(["build", "--workspace", "--bins"]).current_dir(root).status()?;
+    if !status.success() {
+        bail!("cargo build failed");
+    }
+    for dir in &dirs {
+        let output = dir.join("output.txt");
+        if output.exists() {
+            let recorded = fs::read_to_string(&output)?;
+            let first = recorded.lines().next().unwrap_or_default();
+            let cmd = book_support::parse_command(first)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", output.display()))?;
+            let mut cargo = Command::new("cargo");
+            cargo.args(["run", "--quiet", "--package", &cmd.package]);
+            if cmd.release {
+                cargo.arg("--release");
+            }
+            let run = cargo
+                .arg("--")
+                .args(&cmd.args)
+                .current_dir(root)
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()?;
+            if !run.status.success() {
+                bail!("`{}` failed: {}", cmd.command, run.status);
+            }
+            let stdout = String::from_utf8(run.stdout).context("output is not UTF-8")?;
+            fs::write(&output, format!("{}\n{stdout}", cmd.command))?;
+            println!("recorded {}", output.strip_prefix(root)?.display());
+        }
+        if dir.join("tests").join("ui").is_dir() {
+            let package = package_name(dir)?;
+            let status = Command::new("cargo")
+                .args(["test", "--quiet", "--package", &package])
+                .env("TRYBUILD", "overwrite")
+                .current_dir(root)
+                .status()?;
+            if !status.success() {
+                bail!("re-recording the compile errors of {package} failed");
+            }
+            println!("recorded {}/tests/ui/*.stderr", dir.strip_prefix(root)?.display());
+        }
+    }
+    Ok(())
+}
+
+/// The `name = "…"` of a listing's `[package]`.
+fn package_name(dir: &Path) -> Result<String> {
+    let manifest = fs::read_to_string(dir.join("Cargo.toml"))?;
+    manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("name = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .map(str::to_owned)
+        .with_context(|| format!("no package name in {}", dir.display()))
+}
