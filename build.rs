@@ -62,8 +62,7 @@ fn main() {
         let file = out.join(format!("{module}.md"));
         write_if_changed(&file, content);
         index.push_str(&format!(
-            "#[doc = include_str!({:?})]\npub mod {module} {{}}\n",
-            file.display().to_string()
+            "#[doc = include_str!(\"{module}.md\")]\npub mod {module} {{}}\n"
         ));
     }
     write_if_changed(&out.join("chapters.rs"), &index);

@@ -16,11 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
-use mdbook_driver::MDBook;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let root = workspace_root();
+    let root = xtask::workspace_root();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["build"] => build(&root).map(|out| println!("built {}", out.join("index.html").display())),
         ["serve"] => serve(&root, 3000),
@@ -33,15 +32,9 @@ fn main() -> Result<()> {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// Builds the HTML book into `book/` and returns that directory.
+/// Builds the book into `book/` and returns the HTML directory.
 fn build(root: &Path) -> Result<PathBuf> {
-    let book = MDBook::load(root).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    book.build().map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    Ok(book.build_dir_for("html"))
+    xtask::build_book(root, None)
 }
 
 /// A fingerprint of everything the book is built from: changes when any file does.
@@ -99,18 +92,11 @@ fn serve(root: &Path, port: u16) -> Result<()> {
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        use axum::routing::get;
-        let app = axum::Router::new()
-            .route(
-                "/__xtask/generation",
-                get(move || async move { generation.load(Ordering::SeqCst).to_string() }),
-            )
-            .fallback_service(tower_http::services::ServeDir::new(&out));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .with_context(|| format!("cannot listen on 127.0.0.1:{port} (try --port)"))?;
         println!("serving the book on http://{}/ (Ctrl-C to stop)", listener.local_addr()?);
-        axum::serve(listener, app).await?;
+        axum::serve(listener, xtask::router(&out, generation)).await?;
         Ok(())
     })
 }

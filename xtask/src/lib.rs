@@ -1,0 +1,244 @@
+//! What `cargo xtask` does, as a library so that the book's tests build the book the same way.
+//!
+//! - [`build_book`]: mdBook (as a library) + the [`Diagrams`] preprocessor + the Pagefind index.
+//! - [`router`]: the static file server of `cargo xtask serve` and of the browser test.
+//! - [`check_links`]: every internal link and `#anchor` of the built HTML resolves.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use base64::Engine as _;
+use mdbook_driver::MDBook;
+use mdbook_driver::book::{Book, BookItem};
+use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
+
+/// The repository root (the directory that holds `book.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Builds the HTML book into `dest` (default: `book.toml`'s `build-dir`, i.e. `book/`),
+/// renders the diagrams and writes the Japanese search index. Returns the HTML directory.
+pub fn build_book(root: &Path, dest: Option<&Path>) -> Result<PathBuf> {
+    let mut book = MDBook::load(root).map_err(|e| anyhow!("{e:#}"))?;
+    if let Some(dest) = dest {
+        book.config.build.build_dir = dest.to_path_buf();
+    }
+    book.with_preprocessor(Diagrams);
+    book.build().map_err(|e| anyhow!("{e:#}"))?;
+    let html = book.build_dir_for("html");
+    index_for_search(&html)?;
+    Ok(html)
+}
+
+/// Pages that repeat other pages' text: indexing them would give every hit twice.
+const NOT_INDEXED: [&str; 4] = ["index.html", "print.html", "404.html", "toc.html"];
+
+/// Writes a Pagefind index of the chapters into `html/pagefind/`.
+///
+/// mdBook's own search index is empty for Japanese (it splits words on spaces), so the book
+/// uses Pagefind, whose `extended` build segments Japanese with ICU. Only `<main>` is indexed,
+/// so the sidebar and navigation do not match every query.
+pub fn index_for_search(html: &Path) -> Result<usize> {
+    use pagefind::api::PagefindIndex;
+    use pagefind::options::PagefindServiceConfig;
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let config = PagefindServiceConfig::builder().root_selector("main".into()).build();
+        let mut index = PagefindIndex::new(Some(config))?;
+        let mut pages = 0;
+        for page in html_files(html)? {
+            let rel = page.strip_prefix(html)?.to_string_lossy().replace('\\', "/");
+            if NOT_INDEXED.contains(&rel.as_str()) {
+                continue;
+            }
+            let content = fs::read_to_string(&page)?;
+            index.add_html_file(Some(rel), None, content).await?;
+            pages += 1;
+        }
+        index.write_files(Some(html.join("pagefind").to_string_lossy().into_owned())).await?;
+        Ok(pages)
+    })
+}
+
+/// Every `.html` file under `dir`, sorted.
+pub fn html_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).with_context(|| dir.display().to_string())? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "html") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Renders ```` ```svgbob ```` blocks (ASCII/box-drawing art) as SVG images at build time.
+///
+/// The SVG goes into an `<img>` as a data URL, so its stylesheet cannot leak into the page.
+/// The words after `svgbob` on the fence line become the image's `alt` text.
+/// A reader using plain `mdbook serve` sees the same art as a text block.
+pub struct Diagrams;
+
+impl Preprocessor for Diagrams {
+    fn name(&self) -> &str {
+        "svgbob-diagrams"
+    }
+
+    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> mdbook_preprocessor::errors::Result<Book> {
+        book.for_each_mut(|item| {
+            if let BookItem::Chapter(chapter) = item {
+                chapter.content = render_diagrams(&chapter.content);
+            }
+        });
+        Ok(book)
+    }
+
+    fn supports_renderer(&self, renderer: &str) -> mdbook_preprocessor::errors::Result<bool> {
+        Ok(renderer == "html")
+    }
+}
+
+/// Replaces each ```` ```svgbob ```` fence in `markdown` with an `<img>` of its SVG.
+pub fn render_diagrams(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    let mut lines = markdown.split_inclusive('\n');
+    while let Some(line) = lines.next() {
+        let Some(alt) = line.trim_end().strip_prefix("```svgbob") else {
+            out.push_str(line);
+            continue;
+        };
+        let mut art = String::new();
+        for line in lines.by_ref() {
+            if line.trim_end() == "```" {
+                break;
+            }
+            art.push_str(line);
+        }
+        let svg = svgbob::to_svg(&art)
+            .replace("Iosevka Fixed, monospace", "'Noto Sans Mono CJK JP', 'Noto Sans CJK JP', monospace");
+        let data = base64::engine::general_purpose::STANDARD.encode(svg);
+        let alt = alt.trim().replace('"', "&quot;");
+        out.push_str(&format!(
+            "<div class=\"diagram\"><img src=\"data:image/svg+xml;base64,{data}\" alt=\"{alt}\"></div>\n"
+        ));
+    }
+    out
+}
+
+/// The router of the static book server: the files of `dir`, plus
+/// `/__xtask/generation`, which `theme/reload.js` polls to reload after a rebuild.
+pub fn router(dir: &Path, generation: std::sync::Arc<std::sync::atomic::AtomicU64>) -> axum::Router {
+    use axum::routing::get;
+    use std::sync::atomic::Ordering;
+    axum::Router::new()
+        .route(
+            "/__xtask/generation",
+            get(move || async move { generation.load(Ordering::SeqCst).to_string() }),
+        )
+        .fallback_service(tower_http::services::ServeDir::new(dir))
+}
+
+/// Links found in the built book.
+#[derive(Debug, Default)]
+pub struct Links {
+    /// Internal links whose page or `#anchor` does not exist: `(page, href)`.
+    pub broken: Vec<(String, String)>,
+    /// External links (not fetched; listed so a human can check them).
+    pub external: BTreeSet<String>,
+    /// How many internal links were checked.
+    pub checked: usize,
+}
+
+/// Checks every `href` in the chapters of the built book in `html`.
+pub fn check_links(html: &Path) -> Result<Links> {
+    let href = regex::Regex::new(r#"<a\s[^>]*href="([^"]*)""#).unwrap();
+    let id = regex::Regex::new(r#"\sid="([^"]*)""#).unwrap();
+
+    let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut pages = BTreeMap::new();
+    for page in html_files(html)? {
+        let rel = page.strip_prefix(html)?.to_string_lossy().replace('\\', "/");
+        if rel.starts_with("pagefind/") {
+            continue;
+        }
+        let text = fs::read_to_string(&page)?;
+        ids.insert(rel.clone(), id.captures_iter(&text).map(|c| c[1].to_string()).collect());
+        pages.insert(rel, text);
+    }
+
+    let mut links = Links::default();
+    for (page, text) in &pages {
+        if NOT_INDEXED.contains(&page.as_str()) {
+            continue; // generated by mdBook, not written by us
+        }
+        let base = Path::new(page).parent().unwrap_or(Path::new(""));
+        for cap in href.captures_iter(text) {
+            let target = cap[1].replace("&amp;", "&");
+            if target.contains("://") || target.starts_with("mailto:") {
+                links.external.insert(target);
+                continue;
+            }
+            let (file, anchor) = target.split_once('#').unwrap_or((&target, ""));
+            let file = if file.is_empty() {
+                page.clone()
+            } else {
+                normalize(&base.join(file))
+            };
+            links.checked += 1;
+            let exists = ids.get(&file).is_some_and(|ids| anchor.is_empty() || ids.contains(anchor))
+                || (anchor.is_empty() && html.join(&file).exists());
+            if !exists {
+                links.broken.push((page.clone(), target.clone()));
+            }
+        }
+    }
+    Ok(links)
+}
+
+/// `a/../b/./c.html` → `b/c.html`
+fn normalize(path: &Path) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.to_str().unwrap_or_default().split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagrams_become_svg_images_and_other_blocks_stay() {
+        let md = "前\n```svgbob スレッドの図\n+---+\n| A |\n+---+\n```\n```rust\nfn main() {}\n```\n";
+        let out = render_diagrams(md);
+        assert!(out.starts_with("前\n<div class=\"diagram\"><img src=\"data:image/svg+xml;base64,"));
+        assert!(out.contains("alt=\"スレッドの図\""));
+        assert!(out.ends_with("```rust\nfn main() {}\n```\n"));
+        let data = out.split("base64,").nth(1).unwrap().split('"').next().unwrap();
+        let svg = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data).unwrap()).unwrap();
+        assert!(svg.starts_with("<svg"), "{svg}");
+    }
+
+    #[test]
+    fn paths_are_normalized() {
+        assert_eq!(normalize(Path::new("a/../b/./c.html")), "b/c.html");
+        assert_eq!(normalize(Path::new("ch19-01.html")), "ch19-01.html");
+    }
+}
