@@ -7,11 +7,14 @@
 //!    the code a reader sees (hidden `# ` lines included, as the Playground gets it).
 //! 3. Fails on anything the expansion left behind (`{{#`), on empty code blocks and on
 //!    fences without a language (rustdoc would treat those as Rust).
-//! 4. Writes each chapter to `OUT_DIR/chapters/` and a `chapters.rs` that attaches it
+//! 4. Tests each program once: a page often shows one listing in several parts, and each
+//!    part expands to the whole program. Later blocks with the same program are `ignore`d in
+//!    the doctest copy (the page itself is unchanged).
+//! 5. Writes each chapter to `OUT_DIR/chapters/` and a `chapters.rs` that attaches it
 //!    as the doc comment of a module; `tests/snippets/lib.rs` includes that, and
 //!    `cargo test` runs every ```` ```rust ```` block as a doctest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -38,6 +41,7 @@ fn main() {
         .unwrap_or_else(|e| panic!("mdBook preprocessing failed: {e:#}"));
 
     let mut chapters = BTreeMap::new();
+    let mut programs_seen = HashMap::new();
     for chapter in book.chapters() {
         let Some(path) = &chapter.path else { continue };
         check_expanded(path, &chapter.content, &mut errors);
@@ -48,7 +52,7 @@ fn main() {
                 .to_string_lossy()
                 .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         );
-        chapters.insert(module, chapter.content.clone());
+        chapters.insert(module, run_each_program_once(&chapter.content, &mut programs_seen));
     }
 
     if !errors.is_empty() {
@@ -165,6 +169,67 @@ fn check_expanded(path: &Path, content: &str, errors: &mut Vec<String>) {
     if let Some((start, _, _)) = fence {
         errors.push(format!("src/{}: line {start}: code block never closed", path.display()));
     }
+}
+
+/// Leaves each program to the doctests once: a page often shows one listing in several
+/// parts, and each part expands to the whole program (the rest as hidden lines). The first
+/// block of a program is tested; later blocks with the same program are marked `ignore` in
+/// the doctest copy (the page itself is unchanged), unless they would run a program that so
+/// far was only compiled.
+fn run_each_program_once(content: &str, seen: &mut HashMap<String, bool>) -> String {
+    let mut out = String::with_capacity(content.len());
+    let mut lines = content.split_inclusive('\n');
+    while let Some(line) = lines.next() {
+        let info = line.trim_start().strip_prefix("```").map(str::trim);
+        let Some(info) = info.filter(|i| i.split(',').next() == Some("rust")) else {
+            out.push_str(line);
+            continue;
+        };
+        let mut body = String::new();
+        let mut closing = String::new();
+        for line in lines.by_ref() {
+            if line.trim() == "```" {
+                closing = line.to_string();
+                break;
+            }
+            body.push_str(line);
+        }
+        let attrs: Vec<&str> = info.split(',').map(str::trim).collect();
+        let tested = !attrs.iter().any(|a| ["ignore", "compile_fail"].contains(a));
+        let runs = tested && !attrs.contains(&"no_run");
+        let duplicate = tested
+            && match seen.get(&program_text(&body)) {
+                Some(&ran) => ran || !runs,
+                None => false,
+            };
+        if duplicate {
+            out.push_str(&line.replacen(info, &format!("{info},ignore"), 1));
+        } else {
+            if tested {
+                seen.insert(program_text(&body), runs);
+            }
+            out.push_str(line);
+        }
+        out.push_str(&body);
+        out.push_str(&closing);
+    }
+    out
+}
+
+/// The program a block compiles to: rustdoc's hidden-line marker (`# `) removed, so two
+/// parts of one listing (which hide different lines) compare equal.
+fn program_text(body: &str) -> String {
+    body.lines()
+        .map(|line| {
+            let t = line.trim_start();
+            if t == "#" {
+                ""
+            } else {
+                t.strip_prefix("# ").unwrap_or(line)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn write_if_changed(path: &Path, content: &str) {

@@ -1,0 +1,437 @@
+//! 本物の`balancer`を起動し、ワーカーを殺したり、止めたり、壊れた出力をさせたりして、
+//! それでもすべてのタスクがちょうど1回報告されることを確かめます。
+//!
+//! どの待ちにも上限があります。テストが失敗しても、`Run`のドロップがディスパッチャと
+//! ログで見えたすべてのワーカーを殺すので、プロセスは残りません。
+#![cfg(target_os = "linux")] // シグナルと/procを使います
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// 動いている`balancer`と、その出力を集めるスレッド。
+struct Run {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    results: Receiver<Value>,
+    log: Arc<Mutex<Log>>,
+}
+
+#[derive(Default)]
+struct Log {
+    text: String,
+    /// ワーカーの席 → いま動いているプロセスのPID
+    current: BTreeMap<usize, u32>,
+    /// これまでに起動したワーカーのPID
+    all: BTreeSet<u32>,
+}
+
+/// ログの`key=123`の値を読みます。
+fn field(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(&format!(" {key}="))? + key.len() + 2..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+impl Run {
+    fn start(args: &[&str]) -> Run {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_balancer"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start balancer");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, results) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let line = line.expect("stdout is UTF-8");
+                let value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let log = Arc::new(Mutex::new(Log::default()));
+        let stderr = child.stderr.take().unwrap();
+        let shared = Arc::clone(&log);
+        // ワーカーは標準エラー出力を受け継ぐので、このスレッドはjoinしません（待ちに上限を置けないため）
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = shared.lock().unwrap();
+                if line.contains("ワーカーを起動しました") {
+                    let (Some(slot), Some(pid)) = (field(&line, "worker"), field(&line, "pid"))
+                    else {
+                        panic!("no worker/pid in {line}");
+                    };
+                    log.current.insert(slot as usize, pid as u32);
+                    log.all.insert(pid as u32);
+                }
+                log.text.push_str(&line);
+                log.text.push('\n');
+            }
+        });
+        let stdin = child.stdin.take();
+        Run {
+            child,
+            stdin,
+            results,
+            log,
+        }
+    }
+
+    fn send(&mut self, tasks: &[String]) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        for task in tasks {
+            writeln!(stdin, "{task}").expect("balancer reads its input");
+        }
+        stdin.flush().unwrap();
+    }
+
+    fn close_input(&mut self) {
+        self.stdin = None;
+    }
+
+    /// 結果を`n`件まで受け取ります（上限つき）。
+    fn results(&self, n: usize, got: &mut Vec<Value>) {
+        let deadline = Instant::now() + LIMIT;
+        while got.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.results.recv_timeout(left) {
+                Ok(value) => got.push(value),
+                Err(e) => panic!(
+                    "only {} of {n} results ({e})\n{}",
+                    got.len(),
+                    self.log_text()
+                ),
+            }
+        }
+    }
+
+    /// 終了を待ち、残りの結果をすべて受け取ります（上限つき）。
+    fn finish(&mut self, got: &mut Vec<Value>) -> ExitStatus {
+        let deadline = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "balancer did not finish\n{}",
+                self.log_text()
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        // 標準出力はディスパッチャだけが持っているので、終了すれば閉じます
+        while let Ok(value) = self.results.recv_timeout(Duration::from_secs(5)) {
+            got.push(value);
+        }
+        status
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().text.clone()
+    }
+
+    fn worker_pids(&self) -> BTreeSet<u32> {
+        self.log.lock().unwrap().all.clone()
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in self.worker_pids() {
+            if alive(pid) {
+                signal("-KILL", pid);
+            }
+        }
+    }
+}
+
+fn signal(sig: &str, pid: u32) -> bool {
+    Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `pid`が、まだ動いている（ゾンビでない）balancerのプロセスかどうか。
+fn alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .trim_start()
+        .chars()
+        .next();
+    state != Some('Z') && String::from_utf8_lossy(&cmdline).contains("balancer")
+}
+
+fn by_id(results: &[Value]) -> BTreeMap<u64, &Value> {
+    let mut map = BTreeMap::new();
+    for r in results {
+        let id = r["id"].as_u64().expect("every result has an id");
+        assert!(map.insert(id, r).is_none(), "id {id} was reported twice");
+    }
+    map
+}
+
+fn sum_of_squares(n: u64) -> u64 {
+    n * (n + 1) * (2 * n + 1) / 6
+}
+
+// ANCHOR: kill_test
+#[test]
+fn every_task_completes_exactly_once_while_workers_are_killed() {
+    let mut run = Run::start(&[
+        "--workers",
+        "4",
+        "--max-attempts",
+        "10",
+        "--timeout-ms",
+        "5000",
+    ]);
+    let tasks: Vec<(u64, String, u64)> = (0..1000)
+        .map(|id| match id % 3 {
+            0 => (
+                id,
+                format!(r#"{{"id":{id},"sleep_ms":{}}}"#, 1 + id % 3),
+                1 + id % 3,
+            ),
+            _ => {
+                let n = 1000 + id * 7919 % 20_000;
+                (id, format!(r#"{{"id":{id},"cpu":{n}}}"#), sum_of_squares(n))
+            }
+        })
+        .collect();
+    let mut rng = fastrand::Rng::with_seed(19);
+    let mut killed = BTreeSet::new();
+    let mut results = Vec::new();
+    // 200件ずつ流し、流すたびに動いているワーカーを1つ`kill -9`します
+    for batch in tasks.chunks(200) {
+        let lines: Vec<String> = batch.iter().map(|(_, line, _)| line.clone()).collect();
+        run.send(&lines);
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let live: Vec<u32> = run.log.lock().unwrap().current.values().copied().collect();
+            let live: Vec<u32> = live.into_iter().filter(|p| !killed.contains(p)).collect();
+            if !live.is_empty() {
+                let pid = live[rng.usize(..live.len())];
+                if signal("-KILL", pid) {
+                    killed.insert(pid);
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no worker to kill\n{}",
+                run.log_text()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        let done = results.len() + batch.len();
+        run.results(done.saturating_sub(50), &mut results);
+    }
+    run.close_input();
+    let status = run.finish(&mut results);
+    let log = run.log_text();
+    assert!(status.success(), "{status}\n{log}");
+
+    let reported = by_id(&results);
+    assert_eq!(reported.len(), 1000, "{log}");
+    for (id, _, expected) in &tasks {
+        let r = reported[id];
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(r["value"].as_u64(), Some(*expected), "{r}");
+    }
+    assert!(killed.len() >= 5, "killed {killed:?}");
+    let restarts = log.matches("ワーカーを再起動します").count();
+    assert!(restarts >= 5, "{restarts} restarts\n{log}");
+}
+// ANCHOR_END: kill_test
+
+#[test]
+fn a_hanging_worker_is_killed_after_the_timeout_and_the_tasks_behind_it_are_redone() {
+    // ワーカー1つに4件まで渡すので、応答しないタスクの後ろに3件が並びます
+    let args = [
+        "--workers",
+        "1",
+        "--in-flight",
+        "4",
+        "--timeout-ms",
+        "300",
+        "--max-attempts",
+        "2",
+    ];
+    let mut run = Run::start(&args);
+    let started = Instant::now();
+    let mut tasks = vec![r#"{"id":0,"fault":"hang"}"#.to_string()];
+    tasks.extend((1..=3).map(|id| format!(r#"{{"id":{id},"sleep_ms":10}}"#)));
+    run.send(&tasks);
+    run.close_input();
+    let mut results = Vec::new();
+    let status = run.finish(&mut results);
+    let elapsed = started.elapsed();
+    let log = run.log_text();
+    assert!(status.success(), "{status}\n{log}");
+
+    let reported = by_id(&results);
+    assert_eq!(reported.len(), 4);
+    let hung = reported[&0];
+    assert_eq!(hung["status"], "failed");
+    assert_eq!(hung["attempts"], 2);
+    assert!(
+        hung["error"]
+            .as_str()
+            .unwrap()
+            .contains("300ミリ秒以内に応答がありません"),
+        "{hung}"
+    );
+    for id in 1..=3 {
+        // 後ろで待っていたタスクは疑われず、もう一度渡されて完了します
+        assert_eq!(reported[&id]["status"], "ok", "{}", reported[&id]);
+        assert_eq!(reported[&id]["attempts"], 2, "{}", reported[&id]);
+    }
+    // 2回の時間切れを待つので600ミリ秒以上。見つけるのが遅れていないことは緩い上限で
+    assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}\n{log}");
+    assert!(run.worker_pids().iter().all(|&pid| !alive(pid)), "{log}");
+}
+
+#[test]
+fn a_poison_task_fails_after_k_attempts_and_the_rest_complete() {
+    let mut run = Run::start(&["--workers", "2", "--max-attempts", "3"]);
+    let mut tasks: Vec<String> = (0..30)
+        .map(|id| format!(r#"{{"id":{id},"sleep_ms":5}}"#))
+        .collect();
+    tasks[7] = r#"{"id":7,"fault":"crash"}"#.into();
+    run.send(&tasks);
+    run.close_input();
+    let mut results = Vec::new();
+    let status = run.finish(&mut results);
+    let log = run.log_text();
+    assert!(status.success(), "{status}\n{log}");
+
+    let reported = by_id(&results);
+    assert_eq!(reported.len(), 30);
+    let poison = reported[&7];
+    assert_eq!(poison["status"], "failed");
+    let error = poison["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("このタスクでワーカーが3回失敗したので諦めました"),
+        "{error}"
+    );
+    assert!(error.contains("exit status: 70"), "{error}");
+    for (id, r) in &reported {
+        if *id != 7 {
+            assert_eq!(r["status"], "ok", "{r}");
+        }
+    }
+    assert_eq!(
+        log.matches("exit status: 70）。ワーカーを再起動します")
+            .count(),
+        3,
+        "{log}"
+    );
+}
+
+#[test]
+fn malformed_output_is_an_error_of_that_worker_not_a_panic() {
+    let mut run = Run::start(&["--workers", "2", "--max-attempts", "2"]);
+    let mut tasks: Vec<String> = (0..10)
+        .map(|id| format!(r#"{{"id":{id},"cpu":100}}"#))
+        .collect();
+    tasks[3] = r#"{"id":3,"fault":"garbage"}"#.into();
+    run.send(&tasks);
+    run.close_input();
+    let mut results = Vec::new();
+    let status = run.finish(&mut results);
+    let log = run.log_text();
+    assert!(status.success(), "{status}\n{log}");
+
+    let reported = by_id(&results);
+    assert_eq!(reported.len(), 10);
+    let garbage = reported[&3];
+    assert_eq!(garbage["status"], "failed");
+    assert!(
+        garbage["error"]
+            .as_str()
+            .unwrap()
+            .contains("ワーカーの出力が不正です"),
+        "{garbage}"
+    );
+    for (id, r) in &reported {
+        if *id != 3 {
+            assert_eq!(r["value"].as_u64(), Some(sum_of_squares(100)), "{r}");
+        }
+    }
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn ctrl_c_drains_and_leaves_no_worker_behind() {
+    let mut run = Run::start(&["--workers", "2", "--in-flight", "2"]);
+    let tasks: Vec<String> = (0..100)
+        .map(|id| format!(r#"{{"id":{id},"sleep_ms":100}}"#))
+        .collect();
+    run.send(&tasks); // 入力は閉じません: 中断は入力の終わりを待たずに効くはずです
+    let mut results = Vec::new();
+    run.results(2, &mut results);
+    assert!(signal("-INT", run.child.id()));
+    let status = run.finish(&mut results);
+    let log = run.log_text();
+    assert_eq!(status.code(), Some(130), "{log}");
+
+    let reported = by_id(&results);
+    let ok = reported.values().filter(|r| r["status"] == "ok").count();
+    assert!((2..100).contains(&ok), "{ok}");
+    for r in reported.values().filter(|r| r["status"] != "ok") {
+        // 実行中のタスクは最後まで実行され、渡していないタスクだけが中断として報告されます
+        assert_eq!(r["error"], "中断したので実行しませんでした", "{r}");
+    }
+    let pids = run.worker_pids();
+    assert_eq!(pids.len(), 2, "{log}");
+    assert!(pids.iter().all(|&pid| !alive(pid)), "{pids:?}\n{log}");
+}
+
+#[test]
+fn invalid_input_lines_are_skipped_and_reported() {
+    let mut run = Run::start(&["--workers", "1"]);
+    let tasks = [
+        r#"{"id":1,"cpu":10}"#,
+        "not json",
+        r#"{"id":1,"cpu":20}"#,
+        r#"{"id":2,"sleep_ms":1}"#,
+    ];
+    run.send(&tasks.map(String::from));
+    run.close_input();
+    let mut results = Vec::new();
+    let status = run.finish(&mut results);
+    let log = run.log_text();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert_eq!(by_id(&results).len(), 2);
+    assert!(log.contains("2行目"), "{log}");
+    assert!(log.contains("3行目: id 1が重複しています"), "{log}");
+}
