@@ -1,0 +1,59 @@
+//! 同じ生産者・消費者を、プロセスではなくスレッドとチャネルで書きます。
+//!
+//! 実行方法: `cargo run -p ipc-channel-queue`
+//! 生産者スレッドが送信側（`Sender`）を持ち、終わったらドロップします。
+//! 消費者スレッドの`for item in rx`は、送信側がすべてドロップされると終わります。
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+// ANCHOR: main
+fn run(count: usize) -> Vec<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+
+    let producer = thread::spawn(move || {
+        for i in 0..count {
+            let item = format!("Producer-item-{i}");
+            println!("生産: {item}");
+            // 文字列の所有権ごと送るので、コピーもシリアライズも要りません
+            tx.send(item).expect("消費者がいなくなりました");
+            thread::sleep(Duration::from_millis(50));
+        }
+        // ここで`tx`がドロップされ、チャネルが閉じます（Pythonの`None`の代わり）
+    });
+
+    let consumer = thread::spawn(move || {
+        let mut consumed = Vec::new();
+        for item in rx {
+            println!("Consumer 消費: {item}");
+            thread::sleep(Duration::from_millis(30));
+            consumed.push(item);
+        }
+        println!(
+            "Consumer: チャネルが閉じられたので終了します（{}個）",
+            consumed.len()
+        );
+        consumed
+    });
+
+    producer.join().expect("生産者がパニックしました");
+    consumer.join().expect("消費者がパニックしました")
+}
+
+fn main() {
+    run(5);
+}
+// ANCHOR_END: main
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_item_arrives_once_in_order() {
+        let expected: Vec<String> = (0..5).map(|i| format!("Producer-item-{i}")).collect();
+        assert_eq!(run(5), expected);
+        assert!(run(0).is_empty());
+    }
+}
