@@ -1,0 +1,39 @@
+//! 1,000 clients on loopback, in 10 rooms of 100, each sending 5 messages: every client must
+//! receive every message of every other member of its room exactly once, in order.
+//! The server runs with its default limits (`--queue 256`); see `common/load.rs` for why
+//! that is enough for this closed-loop load.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Server;
+use common::load::Load;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_clients_lose_no_message() {
+    let load = Load {
+        clients: 1000,
+        rooms: 10,
+        messages: 5,
+        interval: Duration::ZERO,
+        wave: 50,
+    };
+    // 1,000 sockets here and 1,000 in the server (which inherits our limit), plus some spare.
+    common::ensure_open_files(2 * load.clients as u64 + 256);
+    let server = Server::start(&["--max-clients", "1000"]);
+
+    // The whole run must end in bounded time even on a busy 2-core machine.
+    let report = tokio::time::timeout(Duration::from_secs(120), load.run(server.tcp))
+        .await
+        .expect("the load test finished within 120 s");
+
+    // Each of the 1,000 clients hears 5 messages from each of the 99 others in its room.
+    assert_eq!(report.delivered, 1000 * 99 * 5);
+    eprintln!(
+        "{} messages delivered in {:?} ({:.0}/s, debug build)",
+        report.delivered,
+        report.elapsed,
+        report.per_second()
+    );
+}
