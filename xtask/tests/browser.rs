@@ -15,18 +15,23 @@ use headless_chrome::{Browser, LaunchOptions, Tab};
 
 /// Query → the page that must be the first hit. Words, prefixes, parts of compounds, a phrase.
 const QUERIES: &[(&str, &str)] = &[
-    ("デッドロック", "ch19-04-patterns.html"),
+    // words
+    ("デッドロック", "ch19-04-deadlock.html"),
     ("ミューテックス", "ch19-01-sync.html"),
     ("所有権", "ch19-01-threads.html"),
-    ("スコープ付きスレッド", "ch19-01-threads.html"),
-    ("チャネル", "ch19-04-patterns.html"),
     ("競合状態", "ch19-01-sync.html"),
-    ("ポイズニング", "ch19-01-sync.html"),
-    ("セマフォ", "ch19-01-sync.html"),
-    ("共有メモリ", "ch19-02-processes.html"),
     ("ランタイム", "ch19-03-async.html"),
-    ("キャンセル", "ch19-03-async.html"),
+    ("キャンセル", "ch19-03-async-tools.html"),
     ("バックプレッシャー", "ch19-04-patterns.html"),
+    ("循環参照", "ch19-04-leaks.html"),
+    // prefixes
+    ("ミューテ", "ch19-01-sync.html"),
+    ("デッドロ", "ch19-04-deadlock.html"),
+    // compounds and their parts
+    ("スコープ付きスレッド", "ch19-01-threads.html"),
+    ("ワーカープール", "ch19-04-worker-pools.html"),
+    // a phrase
+    ("\"共有メモリ\"", "ch19-02-ipc.html"),
 ];
 
 fn chromium() -> Option<PathBuf> {
