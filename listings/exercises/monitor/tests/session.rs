@@ -1,0 +1,142 @@
+//! 本文の実行例（`check.txt`、`bad-config.txt`、`replay.txt`）が、本物の実行と一致していることを確かめます。
+//!
+//! 同梱のルール（`rules.toml`）の検査、誤りのある設定（`bad-rules.toml`）、そして実際に記録したサンプル
+//! （`spike.jsonl`: CPUに負荷をかけながら`--samples --top 3`で記録したもの）にルールを当て直した結果です。
+//! 時刻などの数値は無視し（`output.txt`の検査と同じ規則）、文言と行の並びを比べます。
+//! 記録し直すには: `MONITOR_BLESS=1 cargo test -p monitor --test session`
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// 記録するファイルと、そのコマンドの引数
+const SESSIONS: &[(&str, &[&str])] = &[
+    ("check.txt", &["--check", "--config", "rules.toml"]),
+    ("bad-config.txt", &["--check", "--config", "bad-rules.toml"]),
+    (
+        "replay.txt",
+        &["--config", "rules.toml", "--replay", "spike.jsonl"],
+    ),
+];
+
+/// 端末で実行したときのような記録（標準出力の後に標準エラー出力、失敗したら終了コード）を作ります
+fn transcript(args: &[&str]) -> String {
+    // 時間制限は要りません: --checkと--replayは待たずに終わります（固まればcargo testごと失敗します）
+    let out = Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let mut text = format!(
+        "$ monitor {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        text += &format!("$ echo $?\n{}\n", out.status.code().unwrap_or(-1));
+    }
+    text
+}
+
+#[test]
+fn recorded_sessions_match_a_fresh_run() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bless = std::env::var_os("MONITOR_BLESS").is_some();
+    let lines = |s: &str| s.lines().map(book_support::normalise).collect::<Vec<_>>();
+    for (file, args) in SESSIONS {
+        let fresh = transcript(args);
+        let path = dir.join(file);
+        if bless {
+            std::fs::write(&path, &fresh).unwrap();
+            continue;
+        }
+        let recorded = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{file}がありません（MONITOR_BLESS=1で記録します）"));
+        assert_eq!(
+            lines(&recorded),
+            lines(&fresh),
+            "{file}が古くなっています。MONITOR_BLESS=1で記録し直します"
+        );
+    }
+}
+
+/// 本文に載せるサンプルの1行（負荷をかけている最中の、`spike.jsonl`の12行目）
+const SAMPLE_LINE: usize = 12;
+
+/// 1行のJSONを読みやすく並べ直します。最上位のキーを1行に1つ、オブジェクトの配列は要素を1行に1つにし、
+/// それより内側は1行のままにします。キーの順序も中身も変えません（空白と改行を足すだけです）。
+fn pretty(line: &str) -> String {
+    let mut out = String::new();
+    // 開いている括弧ごとに「要素ごとに改行するか」
+    let mut breaking: Vec<bool> = Vec::new();
+    let (mut in_string, mut escaped) = (false, false);
+    let chars: Vec<char> = line.trim().chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        let indent = |depth: usize| format!("\n{}", "  ".repeat(depth));
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                let depth = breaking.len();
+                let breaks =
+                    depth == 0 || (depth == 1 && c == '[' && chars.get(i + 1) == Some(&'{'));
+                breaking.push(breaks);
+                out.push(c);
+                if breaks {
+                    out += &indent(depth + 1);
+                }
+            }
+            '}' | ']' => {
+                if breaking.pop() == Some(true) {
+                    out += &indent(breaking.len());
+                }
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                if breaking.last() == Some(&true) {
+                    out += &indent(breaking.len());
+                }
+            }
+            ':' if breaking.len() == 1 => out.push_str(": "),
+            _ => out.push(c),
+        }
+    }
+    out.push('\n');
+    out
+}
+
+#[test]
+fn sample_json_is_a_line_of_spike_jsonl() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let spike = std::fs::read_to_string(dir.join("spike.jsonl")).unwrap();
+    let line = spike.lines().nth(SAMPLE_LINE - 1).unwrap();
+    let fresh = pretty(line);
+    // 並べ直しても同じJSONであること
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    assert_eq!(parse(&fresh), parse(line));
+    let path = dir.join("sample.json");
+    if std::env::var_os("MONITOR_BLESS").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+        return;
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        fresh,
+        "MONITOR_BLESS=1で記録し直します"
+    );
+}

@@ -1,0 +1,229 @@
+//! The Python→Rust map (`src/ch19-05-python-rust-map.md`): every row points at a page that is
+//! in SUMMARY.md, at a heading that exists in the built HTML, and at a listing crate (named by
+//! its package name, which is its directory name under `listings/<section>/`) that exists and is
+//! shown on that page; and every Python API the chapter's issue names has a row.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const MAP_PAGE: &str = "ch19-05-python-rust-map.md";
+
+/// The Python APIs that must each have a row (matched against the Python column).
+const REQUIRED: &[&str] = &[
+    "`threading.Thread`",
+    "`threading.Lock`",
+    "`threading.RLock`",
+    "`threading.Semaphore`",
+    "`threading.Event`",
+    "`threading.Condition`",
+    "`queue.Queue`",
+    "`multiprocessing.Process`",
+    "`multiprocessing.Pool`の`map`",
+    "`multiprocessing.Pool`の`map_async`",
+    "`multiprocessing.Queue`",
+    "`multiprocessing.Pipe`",
+    "`multiprocessing.Value`",
+    "`multiprocessing.Array`",
+    "`asyncio.gather`",
+    "`asyncio.create_task`",
+    "`asyncio.wait_for`",
+    "`Task.cancel`",
+    "`asyncio.Semaphore`",
+    "非同期コンテキストマネージャ",
+    "非同期イテレータ",
+    "非同期ジェネレータ",
+    "`aiohttp`",
+    "`concurrent.futures.ThreadPoolExecutor`",
+    "`concurrent.futures.ProcessPoolExecutor`",
+    "`weakref.WeakSet`",
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One data row of a table on the map page.
+#[derive(Debug)]
+struct Row {
+    line: usize,
+    python: String,
+    /// `(page.md, anchor)` of every link in the "where" column.
+    links: Vec<(String, String)>,
+    /// The package names in the listing column (a listing's package name is its directory name).
+    listings: Vec<String>,
+}
+
+/// The data rows of every 4-column table on the page (header and separator rows skipped).
+fn rows(markdown: &str) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (i, line) in markdown.lines().enumerate() {
+        let Some(inner) = line
+            .trim()
+            .strip_prefix('|')
+            .and_then(|l| l.strip_suffix('|'))
+        else {
+            continue;
+        };
+        let cells: Vec<&str> = inner.split('|').map(str::trim).collect();
+        assert_eq!(
+            cells.len(),
+            4,
+            "line {}: a map row has 4 columns: {line}",
+            i + 1
+        );
+        if cells[0] == "Python" || cells[0].starts_with("---") {
+            continue;
+        }
+        rows.push(Row {
+            line: i + 1,
+            python: cells[0].to_string(),
+            links: links(cells[2]),
+            listings: code_spans(cells[3])
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        });
+    }
+    rows
+}
+
+/// `(page.md, anchor)` of every Markdown link `[...](page.md#anchor)` in `cell`.
+/// A link without `#anchor` gives an empty anchor, which no heading has.
+fn links(cell: &str) -> Vec<(String, String)> {
+    cell.split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(')'))
+        .map(|(target, _)| {
+            let (page, anchor) = target.split_once('#').unwrap_or((target, ""));
+            (page.to_string(), anchor.to_string())
+        })
+        .collect()
+}
+
+/// The contents of the code in `cell`: `` `code spans` `` and `<code ...>` elements (the map
+/// writes listing names as `<code style="white-space: nowrap">` so that they are not broken).
+fn code_spans(cell: &str) -> Vec<&str> {
+    let mut found: Vec<&str> = cell.split('`').skip(1).step_by(2).collect();
+    found.extend(
+        cell.split("<code")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('>'))
+            .filter_map(|(_, rest)| rest.split_once("</code>"))
+            .map(|(code, _)| code),
+    );
+    found
+}
+
+/// `listings/<section>/<name>` for every listing crate directory called `name`.
+fn listing_dirs(name: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for section in fs::read_dir(root().join("listings")).unwrap() {
+        let section = section.unwrap().path();
+        if section.join(name).join("Cargo.toml").is_file() {
+            let section = section.file_name().unwrap().to_string_lossy().into_owned();
+            found.push(format!("listings/{section}/{name}"));
+        }
+    }
+    found
+}
+
+/// The `id`s of every page of the built book, by file name (`ch19-01-threads.html`).
+fn heading_ids(html_dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut ids = BTreeMap::new();
+    for entry in fs::read_dir(html_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "html") {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = fs::read_to_string(&path).unwrap();
+            let page_ids = text
+                .split(" id=\"")
+                .skip(1)
+                .filter_map(|rest| rest.split_once('"'))
+                .map(|(id, _)| id.to_string())
+                .collect();
+            ids.insert(name, page_ids);
+        }
+    }
+    ids
+}
+
+fn map_rows() -> Vec<Row> {
+    let markdown =
+        fs::read_to_string(root().join("src").join(MAP_PAGE)).expect("the map page exists");
+    let rows = rows(&markdown);
+    assert!(
+        rows.len() >= REQUIRED.len(),
+        "the map has only {} rows",
+        rows.len()
+    );
+    rows
+}
+
+#[test]
+fn the_map_has_a_row_for_every_python_api_of_the_chapter() {
+    let rows = map_rows();
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|api| !rows.iter().any(|row| row.python.contains(api)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no row of the map names these Python APIs: {missing:?}"
+    );
+}
+
+#[test]
+fn every_row_of_the_map_links_to_a_heading_and_a_listing_on_that_page() {
+    let summary = fs::read_to_string(root().join("src/SUMMARY.md")).unwrap();
+    assert!(
+        summary.contains(&format!("]({MAP_PAGE})")),
+        "the map page is not in SUMMARY.md"
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let html_dir = xtask::build_book(&xtask::workspace_root(), Some(out.path()))
+        .expect("the HTML book builds");
+    let ids = heading_ids(&html_dir);
+
+    let mut problems = Vec::new();
+    for row in map_rows() {
+        let at = format!("{MAP_PAGE}:{} ({})", row.line, row.python);
+        if row.links.is_empty() {
+            problems.push(format!("{at}: no link to a page#heading"));
+        }
+        if row.listings.is_empty() {
+            problems.push(format!("{at}: no listing in the last column"));
+        }
+        let mut pages_text = String::new();
+        for (page, anchor) in &row.links {
+            if !summary.contains(&format!("]({page})")) {
+                problems.push(format!("{at}: {page} is not in SUMMARY.md"));
+                continue;
+            }
+            let html = page.replace(".md", ".html");
+            match ids.get(&html) {
+                Some(page_ids) if page_ids.contains(anchor) => {}
+                Some(_) => problems.push(format!("{at}: {html} has no heading #{anchor}")),
+                None => problems.push(format!("{at}: {html} was not built")),
+            }
+            pages_text
+                .push_str(&fs::read_to_string(root().join("src").join(page)).unwrap_or_default());
+        }
+        for name in &row.listings {
+            let dirs = listing_dirs(name);
+            match dirs.as_slice() {
+                [dir] if pages_text.contains(&format!("../{dir}/")) => {}
+                [dir] => problems.push(format!("{at}: the linked page does not include {dir}")),
+                [] => problems.push(format!("{at}: there is no listing crate listings/*/{name}")),
+                _ => problems.push(format!("{at}: {name} names several listings: {dirs:?}")),
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the Python→Rust map has broken rows:\n{}",
+        problems.join("\n")
+    );
+}
