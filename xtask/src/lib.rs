@@ -36,6 +36,16 @@ pub fn build_book(root: &Path, dest: Option<&Path>) -> Result<PathBuf> {
 /// Pages that repeat other pages' text: indexing them would give every hit twice.
 const NOT_INDEXED: [&str; 4] = ["index.html", "print.html", "404.html", "toc.html"];
 
+/// Overview pages name every topic of the chapter in a few lines, so on term density they
+/// would outrank the page that actually explains a topic. They are indexed at a fifth of
+/// the weight: still found, but after the explaining page.
+const OVERVIEW_PAGES: [&str; 4] = [
+    "ch19-00-intro.html",
+    "ch19-05-summary.html",
+    "ch19-05-python-rust-map.html",
+    "ch19-06-exercises.html",
+];
+
 /// Writes a Pagefind index of the chapters into `html/pagefind/`.
 ///
 /// mdBook's own search index is empty for Japanese (it splits words on spaces), so the book
@@ -55,7 +65,10 @@ pub fn index_for_search(html: &Path) -> Result<usize> {
             if NOT_INDEXED.contains(&rel.as_str()) {
                 continue;
             }
-            let content = fs::read_to_string(&page)?;
+            let mut content = fs::read_to_string(&page)?;
+            if OVERVIEW_PAGES.contains(&rel.as_str()) {
+                content = content.replacen("<main>", r#"<main data-pagefind-weight="0.2">"#, 1);
+            }
             index.add_html_file(Some(rel), None, content).await?;
             pages += 1;
         }
