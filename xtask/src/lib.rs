@@ -16,7 +16,10 @@ use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 
 /// The repository root (the directory that holds `book.toml`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Builds the HTML book into `dest` (default: `book.toml`'s `build-dir`, i.e. `book/`),
@@ -55,13 +58,20 @@ pub fn index_for_search(html: &Path) -> Result<usize> {
     use pagefind::api::PagefindIndex;
     use pagefind::options::PagefindServiceConfig;
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
-        let config = PagefindServiceConfig::builder().root_selector("main".into()).build();
+        let config = PagefindServiceConfig::builder()
+            .root_selector("main".into())
+            .build();
         let mut index = PagefindIndex::new(Some(config))?;
         let mut pages = 0;
         for page in html_files(html)? {
-            let rel = page.strip_prefix(html)?.to_string_lossy().replace('\\', "/");
+            let rel = page
+                .strip_prefix(html)?
+                .to_string_lossy()
+                .replace('\\', "/");
             if NOT_INDEXED.contains(&rel.as_str()) {
                 continue;
             }
@@ -72,7 +82,9 @@ pub fn index_for_search(html: &Path) -> Result<usize> {
             index.add_html_file(Some(rel), None, content).await?;
             pages += 1;
         }
-        index.write_files(Some(html.join("pagefind").to_string_lossy().into_owned())).await?;
+        index
+            .write_files(Some(html.join("pagefind").to_string_lossy().into_owned()))
+            .await?;
         Ok(pages)
     })
 }
@@ -107,7 +119,11 @@ impl Preprocessor for Diagrams {
         "svgbob-diagrams"
     }
 
-    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> mdbook_preprocessor::errors::Result<Book> {
+    fn run(
+        &self,
+        _ctx: &PreprocessorContext,
+        mut book: Book,
+    ) -> mdbook_preprocessor::errors::Result<Book> {
         book.for_each_mut(|item| {
             if let BookItem::Chapter(chapter) = item {
                 chapter.content = render_diagrams(&chapter.content);
@@ -137,8 +153,10 @@ pub fn render_diagrams(markdown: &str) -> String {
             }
             art.push_str(line);
         }
-        let svg = svgbob::to_svg(&art)
-            .replace("Iosevka Fixed, monospace", "'Noto Sans Mono CJK JP', 'Noto Sans CJK JP', monospace");
+        let svg = svgbob::to_svg(&art).replace(
+            "Iosevka Fixed, monospace",
+            "'Noto Sans Mono CJK JP', 'Noto Sans CJK JP', monospace",
+        );
         let data = base64::engine::general_purpose::STANDARD.encode(svg);
         let alt = alt.trim().replace('"', "&quot;");
         out.push_str(&format!(
@@ -150,7 +168,10 @@ pub fn render_diagrams(markdown: &str) -> String {
 
 /// The router of the static book server: the files of `dir`, plus
 /// `/__xtask/generation`, which `theme/reload.js` polls to reload after a rebuild.
-pub fn router(dir: &Path, generation: std::sync::Arc<std::sync::atomic::AtomicU64>) -> axum::Router {
+pub fn router(
+    dir: &Path,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> axum::Router {
     use axum::routing::get;
     use std::sync::atomic::Ordering;
     axum::Router::new()
@@ -180,12 +201,18 @@ pub fn check_links(html: &Path) -> Result<Links> {
     let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut pages = BTreeMap::new();
     for page in html_files(html)? {
-        let rel = page.strip_prefix(html)?.to_string_lossy().replace('\\', "/");
+        let rel = page
+            .strip_prefix(html)?
+            .to_string_lossy()
+            .replace('\\', "/");
         if rel.starts_with("pagefind/") {
             continue;
         }
         let text = fs::read_to_string(&page)?;
-        ids.insert(rel.clone(), id.captures_iter(&text).map(|c| c[1].to_string()).collect());
+        ids.insert(
+            rel.clone(),
+            id.captures_iter(&text).map(|c| c[1].to_string()).collect(),
+        );
         pages.insert(rel, text);
     }
 
@@ -208,7 +235,9 @@ pub fn check_links(html: &Path) -> Result<Links> {
                 normalize(&base.join(file))
             };
             links.checked += 1;
-            let exists = ids.get(&file).is_some_and(|ids| anchor.is_empty() || ids.contains(anchor))
+            let exists = ids
+                .get(&file)
+                .is_some_and(|ids| anchor.is_empty() || ids.contains(anchor))
                 || (anchor.is_empty() && html.join(&file).exists());
             if !exists {
                 links.broken.push((page.clone(), target.clone()));
@@ -239,13 +268,27 @@ mod tests {
 
     #[test]
     fn diagrams_become_svg_images_and_other_blocks_stay() {
-        let md = "前\n```svgbob スレッドの図\n+---+\n| A |\n+---+\n```\n```rust\nfn main() {}\n```\n";
+        let md =
+            "前\n```svgbob スレッドの図\n+---+\n| A |\n+---+\n```\n```rust\nfn main() {}\n```\n";
         let out = render_diagrams(md);
-        assert!(out.starts_with("前\n<div class=\"diagram\"><img src=\"data:image/svg+xml;base64,"));
+        assert!(
+            out.starts_with("前\n<div class=\"diagram\"><img src=\"data:image/svg+xml;base64,")
+        );
         assert!(out.contains("alt=\"スレッドの図\""));
         assert!(out.ends_with("```rust\nfn main() {}\n```\n"));
-        let data = out.split("base64,").nth(1).unwrap().split('"').next().unwrap();
-        let svg = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data).unwrap()).unwrap();
+        let data = out
+            .split("base64,")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let svg = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap(),
+        )
+        .unwrap();
         assert!(svg.starts_with("<svg"), "{svg}");
     }
 

@@ -3,8 +3,9 @@
 //! - `serve [--port N]`: build the book, serve it on <http://127.0.0.1:3000>, rebuild when
 //!   `src/`, `listings/`, `theme/` or `book.toml` change (the open page reloads itself).
 //! - `build`: build the HTML into `book/`.
-//! - `bless`: re-record every `output.txt` from a real run, and the `.stderr` files of the
-//!   compile-fail cases from real `rustc` output.
+//! - `bless`: re-record every `output.txt` from a real run, the sessions checked with
+//!   `book_support::assert_matches_recording`, and the `.stderr` files of the compile-fail
+//!   cases from real `rustc` output.
 //!
 //! Nothing needs to be installed by hand: mdBook is used as a library (`mdbook-driver`).
 
@@ -20,7 +21,12 @@ use anyhow::{Context, Result, bail};
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = xtask::workspace_root();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["build"] => build(&root).map(|out| println!("built {}", out.join("index.html").display())),
         ["serve"] => serve(&root, 3000),
         ["serve", "--port", port] => serve(&root, port.parse().context("--port needs a number")?),
@@ -40,7 +46,9 @@ fn build(root: &Path) -> Result<PathBuf> {
 /// A fingerprint of everything the book is built from: changes when any file does.
 fn sources_fingerprint(root: &Path) -> (usize, SystemTime) {
     fn walk(dir: &Path, acc: &mut (usize, SystemTime)) {
-        let Ok(entries) = fs::read_dir(dir) else { return };
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.file_name().is_some_and(|n| n == "target") {
@@ -95,7 +103,10 @@ fn serve(root: &Path, port: u16) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .with_context(|| format!("cannot listen on 127.0.0.1:{port} (try --port)"))?;
-        println!("serving the book on http://{}/ (Ctrl-C to stop)", listener.local_addr()?);
+        println!(
+            "serving the book on http://{}/ (Ctrl-C to stop)",
+            listener.local_addr()?
+        );
         axum::serve(listener, xtask::router(&out, generation)).await?;
         Ok(())
     })
@@ -123,7 +134,10 @@ fn listing_dirs(root: &Path) -> Result<Vec<PathBuf>> {
 fn bless(root: &Path) -> Result<()> {
     let dirs = listing_dirs(root)?;
     // Build everything once, so the runs below print only the programs' own output.
-    let status = Command::new("cargo").args(["build", "--workspace", "--bins"]).current_dir(root).status()?;
+    let status = Command::new("cargo")
+        .args(["build", "--workspace", "--bins"])
+        .current_dir(root)
+        .status()?;
     if !status.success() {
         bail!("cargo build failed");
     }
@@ -153,6 +167,21 @@ fn bless(root: &Path) -> Result<()> {
             fs::write(&output, format!("{}\n{stdout}", cmd.command))?;
             println!("recorded {}", output.strip_prefix(root)?.display());
         }
+        if uses_recordings(dir) {
+            let package = package_name(dir)?;
+            let status = Command::new("cargo")
+                .args(["test", "--quiet", "--package", &package])
+                .env(book_support::BLESS_VAR, "1")
+                .current_dir(root)
+                .status()?;
+            if !status.success() {
+                bail!("re-recording the sessions of {package} failed");
+            }
+            println!(
+                "recorded the sessions of {}",
+                dir.strip_prefix(root)?.display()
+            );
+        }
         if dir.join("tests").join("ui").is_dir() {
             let package = package_name(dir)?;
             let status = Command::new("cargo")
@@ -163,10 +192,33 @@ fn bless(root: &Path) -> Result<()> {
             if !status.success() {
                 bail!("re-recording the compile errors of {package} failed");
             }
-            println!("recorded {}/tests/ui/*.stderr", dir.strip_prefix(root)?.display());
+            println!(
+                "recorded {}/tests/ui/*.stderr",
+                dir.strip_prefix(root)?.display()
+            );
         }
     }
     Ok(())
+}
+
+/// Whether a listing's tests check recordings with `book_support::assert_matches_recording`.
+fn uses_recordings(dir: &Path) -> bool {
+    let Ok(tests) = fs::read_dir(dir.join("tests")) else {
+        return false;
+    };
+    tests.flatten().any(|t| {
+        let path = t.path();
+        let files = if path.is_dir() {
+            fs::read_dir(&path)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default()
+        } else {
+            vec![path]
+        };
+        files.iter().any(|f| {
+            fs::read_to_string(f).is_ok_and(|text| text.contains("assert_matches_recording"))
+        })
+    })
 }
 
 /// The `name = "…"` of a listing's `[package]`.

@@ -10,6 +10,9 @@
 //! The test runs the listing's binary with the arguments written on the first line of
 //! `output.txt` (`$ cargo run -p NAME -- ARGS`) and fails when the printed text differs from
 //! the recorded one. `cargo xtask bless` re-records every `output.txt` from a real run.
+//!
+//! Other recordings shown in the book (a session with a server, say) are checked with
+//! [`assert_matches_recording`], which `cargo xtask bless` re-records too.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -57,7 +60,9 @@ pub struct Recorded {
 pub fn parse_command(line: &str) -> Result<Recorded, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let ["$", "cargo", "run", rest @ ..] = words.as_slice() else {
-        return Err(format!("the first line must be `$ cargo run … -p NAME`, found {line:?}"));
+        return Err(format!(
+            "the first line must be `$ cargo run … -p NAME`, found {line:?}"
+        ));
     };
     let (opts, args) = match rest.iter().position(|w| *w == "--") {
         Some(i) => (&rest[..i], &rest[i + 1..]),
@@ -151,28 +156,23 @@ fn line_counts(text: &str) -> BTreeMap<String, usize> {
 /// Compares a fresh run of `bin` with `dir/output.txt` and panics with a readable diff.
 pub fn check_output(bin: &str, package: &str, dir: &str) {
     let path = Path::new(dir).join("output.txt");
-    let recorded = fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (record it with `cargo xtask bless`)", path.display()));
+    let recorded = fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (record it with `cargo xtask bless`)",
+            path.display()
+        )
+    });
     let (first, expected) = recorded.split_once('\n').unwrap_or((&recorded, ""));
     let cmd = parse_command(first).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(cmd.package, package, "{}: the command runs another package", path.display());
+    assert_eq!(
+        cmd.package,
+        package,
+        "{}: the command runs another package",
+        path.display()
+    );
 
     let actual = run_program(bin, &cmd.args);
-    let (want, got) = (line_counts(expected), line_counts(&actual));
-    if want != got {
-        let mut report = String::new();
-        for (line, n) in &want {
-            let m = got.get(line).copied().unwrap_or(0);
-            if m < *n {
-                report.push_str(&format!("  - {line}   (recorded {n}×, now {m}×)\n"));
-            }
-        }
-        for (line, m) in &got {
-            let n = want.get(line).copied().unwrap_or(0);
-            if n < *m {
-                report.push_str(&format!("  + {line}   (recorded {n}×, now {m}×)\n"));
-            }
-        }
+    if let Some(report) = differences(expected, &actual) {
         panic!(
             "{} no longer matches a run of `{}` (numbers and line order are ignored):\n{report}\
              If the change is intended, re-record the outputs with `cargo xtask bless`.",
@@ -180,6 +180,91 @@ pub fn check_output(bin: &str, package: &str, dir: &str) {
             cmd.command
         );
     }
+}
+
+/// The environment variable under which [`assert_matches_recording`] records instead of
+/// comparing; `cargo xtask bless` sets it.
+pub const BLESS_VAR: &str = "BOOK_BLESS";
+
+/// How strictly [`assert_matches_recording`] compares a recording with a fresh run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// Byte for byte (for transcripts without numbers or timing).
+    Exact,
+    /// Line by line in order, numbers and durations ignored ([`normalise`]).
+    Lines,
+    /// The same lines in any order, numbers and durations ignored (concurrent output).
+    AnyOrder,
+}
+
+/// For recordings other than `output.txt` (a terminal session shown in the book, say):
+/// compares `actual` with the file at `path` as `how` says and panics with the difference.
+/// With `BOOK_BLESS=1` (set by `cargo xtask bless`) it writes `actual` to `path` instead.
+pub fn assert_matches_recording(path: impl AsRef<Path>, actual: &str, how: Match) {
+    let path = path.as_ref();
+    if std::env::var_os(BLESS_VAR).is_some() {
+        fs::write(path, actual).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return;
+    }
+    let recorded = fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (record it with `cargo xtask bless`)",
+            path.display()
+        )
+    });
+    let report = match how {
+        Match::Exact => (recorded != actual).then(|| "  (the text differs)\n".to_string()),
+        Match::Lines => {
+            let lines = |t: &str| t.lines().map(normalise).collect::<Vec<_>>();
+            let (want, got) = (lines(&recorded), lines(actual));
+            want.iter()
+                .zip(&got)
+                .position(|(w, g)| w != g)
+                .or((want.len() != got.len()).then(|| want.len().min(got.len())))
+                .map(|i| {
+                    let at =
+                        |v: &Vec<String>| v.get(i).cloned().unwrap_or_else(|| "(nothing)".into());
+                    format!(
+                        "  line {}: recorded {:?}\n  line {}: now      {:?}\n",
+                        i + 1,
+                        at(&want),
+                        i + 1,
+                        at(&got)
+                    )
+                })
+        }
+        Match::AnyOrder => differences(&recorded, actual),
+    };
+    if let Some(report) = report {
+        panic!(
+            "{} no longer matches a fresh run ({how:?}):\n{report}\
+             If the change is intended, re-record it with `cargo xtask bless`.\n--- fresh run ---\n{actual}",
+            path.display()
+        );
+    }
+}
+
+/// `None` when `expected` and `actual` have the same normalised lines, else a report of
+/// the lines that are missing (`-`) or new (`+`).
+fn differences(expected: &str, actual: &str) -> Option<String> {
+    let (want, got) = (line_counts(expected), line_counts(actual));
+    if want == got {
+        return None;
+    }
+    let mut report = String::new();
+    for (line, n) in &want {
+        let m = got.get(line).copied().unwrap_or(0);
+        if m < *n {
+            report.push_str(&format!("  - {line}   (recorded {n}×, now {m}×)\n"));
+        }
+    }
+    for (line, m) in &got {
+        let n = want.get(line).copied().unwrap_or(0);
+        if n < *m {
+            report.push_str(&format!("  + {line}   (recorded {n}×, now {m}×)\n"));
+        }
+    }
+    Some(report)
 }
 
 #[cfg(test)]
@@ -199,10 +284,35 @@ mod tests {
     #[test]
     fn numbers_and_durations_are_normalised_words_are_not() {
         assert_eq!(normalise("経過時間: 201.3ms"), "経過時間: <時間>");
-        assert_eq!(normalise("経過: 1.02秒、速度 1.98倍"), "経過: <時間>、速度 <数>倍");
-        assert_eq!(normalise("PID 4242 が終了 (ThreadId(3))"), "PID <数> が終了 (ThreadId(<数>))");
+        assert_eq!(
+            normalise("経過: 1.02秒、速度 1.98倍"),
+            "経過: <時間>、速度 <数>倍"
+        );
+        assert_eq!(
+            normalise("PID 4242 が終了 (ThreadId(3))"),
+            "PID <数> が終了 (ThreadId(<数>))"
+        );
         assert_eq!(normalise("12µs, 3s)"), "<時間>, <時間>)");
         assert_ne!(normalise("スレッドA: 完了"), normalise("スレッドA: 開始"));
+    }
+
+    #[test]
+    fn recordings_are_compared_as_strictly_as_asked() {
+        let dir = std::env::temp_dir().join(format!("book-support-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rec.txt");
+        fs::write(&path, "a 1\nb\n").unwrap();
+        let ok = |actual: &str, how| {
+            std::panic::catch_unwind(|| assert_matches_recording(&path, actual, how)).is_ok()
+        };
+        assert!(ok("a 1\nb\n", Match::Exact));
+        assert!(!ok("a 2\nb\n", Match::Exact));
+        assert!(ok("a 2\nb\n", Match::Lines));
+        assert!(!ok("b\na 2\n", Match::Lines));
+        assert!(!ok("a 2\n", Match::Lines));
+        assert!(ok("b\na 2\n", Match::AnyOrder));
+        assert!(!ok("b\nc\n", Match::AnyOrder));
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

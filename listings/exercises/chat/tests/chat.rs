@@ -372,7 +372,7 @@ async fn the_client_exits_when_the_server_stops() {
 
 /// The `nc` session shown on the problem page (`session.txt`) is a real run of this script.
 /// Lines typed by alice and lines printed by the server appear as in alice's terminal.
-/// Re-record it with `CHAT_BLESS=1 cargo test -p chat --test chat session`.
+/// Re-record it with `cargo xtask bless`.
 #[tokio::test]
 async fn the_session_on_the_problem_page_is_real() {
     let server = Server::start(&[]);
@@ -477,12 +477,5 @@ async fn the_session_on_the_problem_page_is_real() {
 
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/session.txt");
     let actual = transcript.join("\n") + "\n";
-    if std::env::var_os("CHAT_BLESS").is_some() {
-        std::fs::write(path, &actual).unwrap();
-    }
-    let recorded = std::fs::read_to_string(path).unwrap_or_default();
-    assert_eq!(
-        recorded, actual,
-        "session.txt is out of date: re-record it with CHAT_BLESS=1"
-    );
+    book_support::assert_matches_recording(path, &actual, book_support::Match::Exact);
 }

@@ -3,7 +3,7 @@
 //! 同梱のルール（`rules.toml`）の検査、誤りのある設定（`bad-rules.toml`）、そして実際に記録したサンプル
 //! （`spike.jsonl`: CPUに負荷をかけながら`--samples --top 3`で記録したもの）にルールを当て直した結果です。
 //! 時刻などの数値は無視し（`output.txt`の検査と同じ規則）、文言と行の並びを比べます。
-//! 記録し直すには: `MONITOR_BLESS=1 cargo test -p monitor --test session`
+//! 記録し直すには: `cargo xtask bless`
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -43,22 +43,9 @@ fn transcript(args: &[&str]) -> String {
 #[test]
 fn recorded_sessions_match_a_fresh_run() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bless = std::env::var_os("MONITOR_BLESS").is_some();
-    let lines = |s: &str| s.lines().map(book_support::normalise).collect::<Vec<_>>();
     for (file, args) in SESSIONS {
         let fresh = transcript(args);
-        let path = dir.join(file);
-        if bless {
-            std::fs::write(&path, &fresh).unwrap();
-            continue;
-        }
-        let recorded = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("{file}がありません（MONITOR_BLESS=1で記録します）"));
-        assert_eq!(
-            lines(&recorded),
-            lines(&fresh),
-            "{file}が古くなっています。MONITOR_BLESS=1で記録し直します"
-        );
+        book_support::assert_matches_recording(dir.join(file), &fresh, book_support::Match::Lines);
     }
 }
 
@@ -129,14 +116,9 @@ fn sample_json_is_a_line_of_spike_jsonl() {
     // 並べ直しても同じJSONであること
     let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
     assert_eq!(parse(&fresh), parse(line));
-    let path = dir.join("sample.json");
-    if std::env::var_os("MONITOR_BLESS").is_some() {
-        std::fs::write(&path, &fresh).unwrap();
-        return;
-    }
-    assert_eq!(
-        std::fs::read_to_string(&path).unwrap(),
-        fresh,
-        "MONITOR_BLESS=1で記録し直します"
+    book_support::assert_matches_recording(
+        dir.join("sample.json"),
+        &fresh,
+        book_support::Match::Exact,
     );
 }

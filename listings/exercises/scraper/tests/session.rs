@@ -3,11 +3,10 @@
 //! 小さなサイトをローカルに立て、端末で実行したときと同じ並び（標準出力の記録の後に、
 //! 標準エラーの要約）で記録します。ポート番号や時間などの数値は実行のたびに変わるので無視し
 //! （`output.txt`の検査と同じ規則）、並行に取得するので行の順序も無視しますが、文言は比べます。
-//! 記録し直すには: `SCRAPER_BLESS=1 cargo test -p scraper-tool --test session`
+//! 記録し直すには: `cargo xtask bless`
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -55,28 +54,9 @@ async fn session() -> String {
     )
 }
 
-fn line_counts(text: &str) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for line in text.lines() {
-        *counts.entry(book_support::normalise(line)).or_default() += 1;
-    }
-    counts
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_txt_matches_a_fresh_run() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("session.txt");
-    let actual = session().await;
-    if std::env::var_os("SCRAPER_BLESS").is_some() {
-        std::fs::write(&path, &actual).unwrap();
-        return;
-    }
-    let recorded = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        line_counts(&recorded),
-        line_counts(&actual),
-        "session.txt no longer matches a fresh run (numbers and line order are ignored).\n\
-         Re-record it with `SCRAPER_BLESS=1 cargo test -p scraper-tool --test session`.\n\
-         --- fresh run ---\n{actual}"
-    );
+    // 並行に取得するので、行の順序は問いません
+    book_support::assert_matches_recording(path, &session().await, book_support::Match::AnyOrder);
 }
