@@ -35,7 +35,8 @@ fn main() {
         check_includes(&page, &text, &mut errors);
     }
 
-    let book = MDBook::load(&root).unwrap_or_else(|e| panic!("mdBook could not load the book: {e:#}"));
+    let book =
+        MDBook::load(&root).unwrap_or_else(|e| panic!("mdBook could not load the book: {e:#}"));
     let (book, _) = book
         .preprocess_book(&MarkdownRenderer::new())
         .unwrap_or_else(|e| panic!("mdBook preprocessing failed: {e:#}"));
@@ -52,11 +53,18 @@ fn main() {
                 .to_string_lossy()
                 .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         );
-        chapters.insert(module, run_each_program_once(&chapter.content, &mut programs_seen));
+        chapters.insert(
+            module,
+            run_each_program_once(&chapter.content, &mut programs_seen),
+        );
     }
 
     if !errors.is_empty() {
-        panic!("the book has {} problem(s):\n  {}", errors.len(), errors.join("\n  "));
+        panic!(
+            "the book has {} problem(s):\n  {}",
+            errors.len(),
+            errors.join("\n  ")
+        );
     }
 
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("chapters");
@@ -96,18 +104,26 @@ fn check_includes(page: &Path, text: &str, errors: &mut Vec<String>) {
         while let Some(start) = rest.find("{{#") {
             let after = &rest[start + 3..];
             let Some(end) = after.find("}}") else {
-                errors.push(format!("{}:{}: unterminated `{{{{#`", page.display(), n + 1));
+                errors.push(format!(
+                    "{}:{}: unterminated `{{{{#`",
+                    page.display(),
+                    n + 1
+                ));
                 break;
             };
             let directive = &after[..end];
             rest = &after[end + 2..];
             let mut parts = directive.split_whitespace();
-            let (Some(kind), Some(target)) = (parts.next(), parts.next()) else { continue };
+            let (Some(kind), Some(target)) = (parts.next(), parts.next()) else {
+                continue;
+            };
             if !["include", "rustdoc_include", "playground"].contains(&kind) {
                 continue;
             }
             let (file, anchor) = match target.split_once(':') {
-                Some((file, sel)) if !sel.is_empty() && !sel.starts_with(|c: char| c.is_ascii_digit()) => {
+                Some((file, sel))
+                    if !sel.is_empty() && !sel.starts_with(|c: char| c.is_ascii_digit()) =>
+                {
                     (file, Some(sel))
                 }
                 Some((file, _)) => (file, None),
@@ -120,9 +136,10 @@ fn check_includes(page: &Path, text: &str, errors: &mut Vec<String>) {
             };
             if let Some(anchor) = anchor {
                 let has = |marker: &str| {
-                    included
-                        .lines()
-                        .any(|l| l.split_once(marker).is_some_and(|(_, name)| name.trim() == anchor))
+                    included.lines().any(|l| {
+                        l.split_once(marker)
+                            .is_some_and(|(_, name)| name.trim() == anchor)
+                    })
                 };
                 if !has("ANCHOR:") || !has("ANCHOR_END:") {
                     errors.push(format!("{at}: `{file}` has no anchor `{anchor}`"));
@@ -144,7 +161,10 @@ fn check_expanded(path: &Path, content: &str, errors: &mut Vec<String>) {
         match &mut fence {
             None => {
                 if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-                    let marker: String = trimmed.chars().take_while(|&c| c == '`' || c == '~').collect();
+                    let marker: String = trimmed
+                        .chars()
+                        .take_while(|&c| c == '`' || c == '~')
+                        .collect();
                     let info = trimmed[marker.len()..].trim();
                     if info.is_empty() {
                         errors.push(format!(
@@ -155,7 +175,12 @@ fn check_expanded(path: &Path, content: &str, errors: &mut Vec<String>) {
                 }
             }
             Some((_, marker, has_content)) => {
-                if trimmed.starts_with(marker.as_str()) && trimmed.trim_start_matches(marker.as_str()).trim().is_empty() {
+                if trimmed.starts_with(marker.as_str())
+                    && trimmed
+                        .trim_start_matches(marker.as_str())
+                        .trim()
+                        .is_empty()
+                {
                     if !*has_content {
                         errors.push(format!("{at}: empty code block (a missing anchor?)"));
                     }
@@ -167,7 +192,10 @@ fn check_expanded(path: &Path, content: &str, errors: &mut Vec<String>) {
         }
     }
     if let Some((start, _, _)) = fence {
-        errors.push(format!("src/{}: line {start}: code block never closed", path.display()));
+        errors.push(format!(
+            "src/{}: line {start}: code block never closed",
+            path.display()
+        ));
     }
 }
 

@@ -30,14 +30,25 @@ fn the_html_book_builds_and_every_link_resolves() {
     // the same build as `cargo xtask build`: diagrams rendered, search index written
     let html_dir = xtask::build_book(&root(), Some(out.path())).expect("the HTML book builds");
     assert!(html_dir.join("index.html").exists());
-    assert!(html_dir.join("pagefind/pagefind-entry.json").exists(), "the search index was written");
+    assert!(
+        html_dir.join("pagefind/pagefind-entry.json").exists(),
+        "the search index was written"
+    );
     let book = MDBook::load(root()).expect("the book loads (every page in SUMMARY.md exists)");
     let mut pages = Vec::new();
     files_with_extension(&html_dir, "html", &mut pages);
     for page in &pages {
         let html = fs::read_to_string(page).unwrap();
-        assert!(!html.contains("{{#"), "{}: an mdBook directive was left unexpanded", page.display());
-        assert!(html.contains(r#"lang="ja""#), "{}: the page is not marked as Japanese", page.display());
+        assert!(
+            !html.contains("{{#"),
+            "{}: an mdBook directive was left unexpanded",
+            page.display()
+        );
+        assert!(
+            html.contains(r#"lang="ja""#),
+            "{}: the page is not marked as Japanese",
+            page.display()
+        );
     }
     for chapter in book.iter() {
         if let BookItem::Chapter(ch) = chapter
@@ -49,8 +60,16 @@ fn the_html_book_builds_and_every_link_resolves() {
     }
 
     let links = xtask::check_links(&html_dir).unwrap();
-    let broken: Vec<String> = links.broken.iter().map(|(page, href)| format!("{page}: {href}")).collect();
-    assert!(broken.is_empty(), "broken internal links or anchors:\n{}", broken.join("\n"));
+    let broken: Vec<String> = links
+        .broken
+        .iter()
+        .map(|(page, href)| format!("{page}: {href}"))
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "broken internal links or anchors:\n{}",
+        broken.join("\n")
+    );
     assert!(links.checked > 0);
     // External links are not fetched (tests run offline); they are listed for a human to check
     // with `cargo test -- --nocapture`.
@@ -63,19 +82,29 @@ fn the_html_book_builds_and_every_link_resolves() {
 fn every_listing_crate_is_shown_in_the_book() {
     let mut pages = Vec::new();
     files_with_extension(&root().join("src"), "md", &mut pages);
-    let text: String = pages.iter().map(|p| fs::read_to_string(p).unwrap()).collect();
+    let text: String = pages
+        .iter()
+        .map(|p| fs::read_to_string(p).unwrap())
+        .collect();
 
     let mut orphans = Vec::new();
     for section in fs::read_dir(root().join("listings")).unwrap() {
         for listing in fs::read_dir(section.unwrap().path()).unwrap() {
             let dir = listing.unwrap().path();
-            let rel = dir.strip_prefix(root()).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = dir
+                .strip_prefix(root())
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             if dir.join("Cargo.toml").exists() && !text.contains(&format!("{rel}/")) {
                 orphans.push(rel);
             }
         }
     }
-    assert!(orphans.is_empty(), "listing crates that no page includes: {orphans:?}");
+    assert!(
+        orphans.is_empty(),
+        "listing crates that no page includes: {orphans:?}"
+    );
 }
 
 #[test]
@@ -91,13 +120,18 @@ fn every_listing_with_output_has_a_drift_test() {
             if dir.join("tests").is_dir() {
                 files_with_extension(&dir.join("tests"), "rs", &mut tests);
             }
-            let has = tests
-                .iter()
-                .any(|t| fs::read_to_string(t).unwrap().contains("book_support::output_test!()"));
+            let has = tests.iter().any(|t| {
+                fs::read_to_string(t)
+                    .unwrap()
+                    .contains("book_support::output_test!()")
+            });
             if !has {
                 missing.push(dir.display().to_string());
             }
         }
     }
-    assert!(missing.is_empty(), "output.txt without `book_support::output_test!()`: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "output.txt without `book_support::output_test!()`: {missing:?}"
+    );
 }

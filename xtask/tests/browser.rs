@@ -42,13 +42,15 @@ fn chromium() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("CHROME") {
         return Some(PathBuf::from(path));
     }
-    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|candidate| candidate.is_file())
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join(name))
+                    .find(|candidate| candidate.is_file())
+            })
         })
-    })
 }
 
 /// Serves `dir` on 127.0.0.1:0 from a background thread; returns the address.
@@ -56,7 +58,10 @@ fn serve(dir: &Path) -> SocketAddr {
     let dir = dir.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
@@ -64,7 +69,8 @@ fn serve(dir: &Path) -> SocketAddr {
             axum::serve(listener, app).await.unwrap();
         });
     });
-    rx.recv_timeout(Duration::from_secs(10)).expect("the test server starts")
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the test server starts")
 }
 
 fn first_result(tab: &Tab) -> Option<String> {
@@ -76,9 +82,12 @@ fn first_result(tab: &Tab) -> Option<String> {
 /// Types `query` into the open search box (as an IME would commit it) and returns the
 /// first result's link, or `None` when Pagefind reports no result. Waits at most 10 s.
 fn search(tab: &Tab, query: &str) -> Option<String> {
-    let input = tab.find_element("#pagefind-panel input").expect("the search box is open");
+    let input = tab
+        .find_element("#pagefind-panel input")
+        .expect("the search box is open");
     input.click().unwrap();
-    tab.press_key_with_modifiers("a", Some(&[ModifierKey::Ctrl])).unwrap();
+    tab.press_key_with_modifiers("a", Some(&[ModifierKey::Ctrl]))
+        .unwrap();
     tab.press_key("Backspace").unwrap();
     tab.send_character(query).unwrap();
     // The message names the term once the search for it has finished ("…件の…の検索結果",
@@ -106,7 +115,11 @@ fn search(tab: &Tab, query: &str) -> Option<String> {
 }
 
 fn eval_bool(tab: &Tab, js: &str) -> bool {
-    tab.evaluate(js, false).unwrap().value.and_then(|v| v.as_bool()).unwrap_or(false)
+    tab.evaluate(js, false)
+        .unwrap()
+        .value
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
 }
 
 #[test]
@@ -123,7 +136,8 @@ fn the_book_works_in_a_real_browser() {
     };
 
     let out = tempfile::tempdir().unwrap();
-    let html = xtask::build_book(&xtask::workspace_root(), Some(out.path())).expect("the book builds");
+    let html =
+        xtask::build_book(&xtask::workspace_root(), Some(out.path())).expect("the book builds");
     let addr = serve(&html);
     let base = format!("http://{addr}/");
 
@@ -155,10 +169,12 @@ fn the_book_works_in_a_real_browser() {
     tab.set_default_timeout(Duration::from_secs(20));
 
     // 1. Japanese search, opened from a `?search=` link as mdBook's own search allows.
-    tab.navigate_to(&format!("{base}ch19-00-intro.html?search=スコープ付きスレッド"))
-        .unwrap()
-        .wait_until_navigated()
-        .unwrap();
+    tab.navigate_to(&format!(
+        "{base}ch19-00-intro.html?search=スコープ付きスレッド"
+    ))
+    .unwrap()
+    .wait_until_navigated()
+    .unwrap();
     let hit = first_result(&tab).expect("a ?search= link opens the results");
     assert!(hit.contains("ch19-01-threads.html"), "{hit}");
 
@@ -166,8 +182,14 @@ fn the_book_works_in_a_real_browser() {
     let mut wrong = Vec::new();
     for (query, page) in QUERIES {
         let hit = search(&tab, query);
-        eprintln!("search {query:<16} → {}", hit.as_deref().unwrap_or("(nothing)"));
-        if !hit.as_deref().is_some_and(|h| h.trim_start_matches('/').starts_with(page)) {
+        eprintln!(
+            "search {query:<16} → {}",
+            hit.as_deref().unwrap_or("(nothing)")
+        );
+        if !hit
+            .as_deref()
+            .is_some_and(|h| h.trim_start_matches('/').starts_with(page))
+        {
             wrong.push(format!("{query}: expected {page}, got {hit:?}"));
         }
     }
@@ -177,17 +199,28 @@ fn the_book_works_in_a_real_browser() {
     assert_eq!(search(&tab, "ヌポラゲピュ"), None);
 
     // The keyboard path on another page: `s` opens the search box, typing searches.
-    tab.navigate_to(&format!("{base}ch19-01-threads.html")).unwrap().wait_until_navigated().unwrap();
-    tab.wait_for_element("#pagefind-toggle").expect("the search button is in the menu bar");
+    tab.navigate_to(&format!("{base}ch19-01-threads.html"))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+    tab.wait_for_element("#pagefind-toggle")
+        .expect("the search button is in the menu bar");
     tab.press_key("s").unwrap();
     tab.wait_for_element("#pagefind-panel input").unwrap();
     let hit = search(&tab, "デッドロック").expect("typing a query shows results");
     assert!(hit.contains("ch19-04-deadlock.html"), "{hit}");
 
     // 2. Playground: a runnable listing has a Run button; a listing that starts processes has none.
-    tab.navigate_to(&format!("{base}ch19-01-threads.html")).unwrap().wait_until_navigated().unwrap();
-    tab.wait_for_element("pre.playground .play-button").expect("runnable listings get a Run button");
-    tab.navigate_to(&format!("{base}ch19-02-processes.html")).unwrap().wait_until_navigated().unwrap();
+    tab.navigate_to(&format!("{base}ch19-01-threads.html"))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+    tab.wait_for_element("pre.playground .play-button")
+        .expect("runnable listings get a Run button");
+    tab.navigate_to(&format!("{base}ch19-02-processes.html"))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
     tab.wait_for_element("pre code").unwrap();
     assert!(
         eval_bool(
@@ -200,7 +233,10 @@ fn the_book_works_in_a_real_browser() {
     );
 
     // 3. Diagrams are rendered as SVG images that actually load.
-    tab.navigate_to(&format!("{base}ch19-01-threads.html")).unwrap().wait_until_navigated().unwrap();
+    tab.navigate_to(&format!("{base}ch19-01-threads.html"))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
     assert!(
         eval_bool(
             &tab,

@@ -50,9 +50,15 @@ mod tests {
         let start = Instant::now();
         let results = run(a, b);
         let elapsed = start.elapsed();
-        assert_eq!(results, ("Aの結果（300ミリ秒）".into(), "Bの結果（200ミリ秒）".into()));
+        assert_eq!(
+            results,
+            ("Aの結果（300ミリ秒）".into(), "Bの結果（200ミリ秒）".into())
+        );
         // 2つの待ちは重なるので、長いほう（300 ms）以上、合計（500 ms）未満で終わります。
         assert!(elapsed >= a, "{elapsed:?}");
-        assert!(elapsed < a + b, "順番に実行したのと同じだけかかりました: {elapsed:?}");
+        assert!(
+            elapsed < a + b,
+            "順番に実行したのと同じだけかかりました: {elapsed:?}"
+        );
     }
 }
