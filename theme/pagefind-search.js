@@ -79,6 +79,8 @@
             showImages: false,
             showSubResults: true,
             resetStyles: false,
+            // 索引はローカルにあり検索は速いので、入力の途中でも素早く結果を出します（既定は300ミリ秒）。
+            debounceTimeoutMs: 100,
         });
 
         button.addEventListener("click", function () {
