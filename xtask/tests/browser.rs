@@ -201,7 +201,8 @@ fn the_book_works_in_a_real_browser() {
     // A nonsense word finds nothing (and Pagefind says so).
     assert_eq!(search(&tab, "ヌポラゲピュ"), None);
 
-    // The keyboard path on another page: `s` opens the search box, typing searches.
+    // On a chapter page: the search button and the `s` shortcut, a Run button on a
+    // runnable listing, and diagrams rendered as SVG images that actually load.
     tab.navigate_to(&format!("{base}ch19-01-threads.html"))
         .unwrap()
         .wait_until_navigated()
@@ -212,14 +213,21 @@ fn the_book_works_in_a_real_browser() {
     tab.wait_for_element("#pagefind-panel input").unwrap();
     let hit = search(&tab, "デッドロック").expect("typing a query shows results");
     assert!(hit.contains("ch19-04-deadlock.html"), "{hit}");
+    assert!(
+        eval_bool(&tab, "!!document.querySelector('pre.playground .play-button')"),
+        "runnable listings get a Run button"
+    );
+    assert!(
+        eval_bool(
+            &tab,
+            "(() => { const imgs = [...document.querySelectorAll('.diagram img')];
+              return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0
+                && i.src.startsWith('data:image/svg+xml')); })()"
+        ),
+        "the thread timeline diagram is an SVG image"
+    );
 
-    // 2. Playground: a runnable listing has a Run button; a listing that starts processes has none.
-    tab.navigate_to(&format!("{base}ch19-01-threads.html"))
-        .unwrap()
-        .wait_until_navigated()
-        .unwrap();
-    tab.wait_for_element("pre.playground .play-button")
-        .expect("runnable listings get a Run button");
+    // A listing that starts processes has no Run button (it cannot run on the Playground).
     tab.navigate_to(&format!("{base}ch19-02-processes.html"))
         .unwrap()
         .wait_until_navigated()
@@ -233,20 +241,5 @@ fn the_book_works_in_a_real_browser() {
               return pres.length > 0 && pres.every(p => !p.querySelector('.play-button')); })()"
         ),
         "a listing that re-runs its own executable must not offer the Playground"
-    );
-
-    // 3. Diagrams are rendered as SVG images that actually load.
-    tab.navigate_to(&format!("{base}ch19-01-threads.html"))
-        .unwrap()
-        .wait_until_navigated()
-        .unwrap();
-    assert!(
-        eval_bool(
-            &tab,
-            "(() => { const imgs = [...document.querySelectorAll('.diagram img')];
-              return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0
-                && i.src.startsWith('data:image/svg+xml')); })()"
-        ),
-        "the thread timeline diagram is an SVG image"
     );
 }
