@@ -1,11 +1,12 @@
 //! The Python→Rust map (`src/ch19-05-python-rust-map.md`): every row points at a page that is
-//! in SUMMARY.md, at a heading that exists in the built HTML, and at a listing crate (named by
-//! its package name, which is its directory name under `listings/<section>/`) that exists and is
-//! shown on that page; and every Python API the chapter's issue names has a row.
+//! in SUMMARY.md, at a heading of that page, and at a listing crate (named by its package name,
+//! which is its directory name under `listings/<section>/`) that exists and is shown on that
+//! page; and every Python API the chapter's issue names has a row. That each `#heading` exists
+//! in the built HTML is checked with every other link of the book, by the link check in
+//! `tests/book.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const MAP_PAGE: &str = "ch19-05-python-rust-map.md";
 
@@ -128,26 +129,6 @@ fn listing_dirs(name: &str) -> Vec<String> {
     found
 }
 
-/// The `id`s of every page of the built book, by file name (`ch19-01-threads.html`).
-fn heading_ids(html_dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let mut ids = BTreeMap::new();
-    for entry in fs::read_dir(html_dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "html") {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let text = fs::read_to_string(&path).unwrap();
-            let page_ids = text
-                .split(" id=\"")
-                .skip(1)
-                .filter_map(|rest| rest.split_once('"'))
-                .map(|(id, _)| id.to_string())
-                .collect();
-            ids.insert(name, page_ids);
-        }
-    }
-    ids
-}
-
 fn map_rows() -> Vec<Row> {
     let markdown =
         fs::read_to_string(root().join("src").join(MAP_PAGE)).expect("the map page exists");
@@ -182,11 +163,6 @@ fn every_row_of_the_map_links_to_a_heading_and_a_listing_on_that_page() {
         "the map page is not in SUMMARY.md"
     );
 
-    let out = tempfile::tempdir().unwrap();
-    let html_dir = xtask::build_book(&xtask::workspace_root(), Some(out.path()))
-        .expect("the HTML book builds");
-    let ids = heading_ids(&html_dir);
-
     let mut problems = Vec::new();
     for row in map_rows() {
         let at = format!("{MAP_PAGE}:{} ({})", row.line, row.python);
@@ -202,11 +178,8 @@ fn every_row_of_the_map_links_to_a_heading_and_a_listing_on_that_page() {
                 problems.push(format!("{at}: {page} is not in SUMMARY.md"));
                 continue;
             }
-            let html = page.replace(".md", ".html");
-            match ids.get(&html) {
-                Some(page_ids) if page_ids.contains(anchor) => {}
-                Some(_) => problems.push(format!("{at}: {html} has no heading #{anchor}")),
-                None => problems.push(format!("{at}: {html} was not built")),
+            if anchor.is_empty() {
+                problems.push(format!("{at}: the link to {page} names no #heading"));
             }
             pages_text
                 .push_str(&fs::read_to_string(root().join("src").join(page)).unwrap_or_default());
