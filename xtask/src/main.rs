@@ -167,36 +167,32 @@ fn bless(root: &Path) -> Result<()> {
             fs::write(&output, format!("{}\n{stdout}", cmd.command))?;
             println!("recorded {}", output.strip_prefix(root)?.display());
         }
+        // Recordings that a listing's own tests compare (sessions, compile errors) are
+        // re-recorded by running those tests with the variable that makes them write.
+        let rel = dir.strip_prefix(root)?.display();
         if uses_recordings(dir) {
-            let package = package_name(dir)?;
-            let status = Command::new("cargo")
-                .args(["test", "--quiet", "--package", &package])
-                .env(book_support::BLESS_VAR, "1")
-                .current_dir(root)
-                .status()?;
-            if !status.success() {
-                bail!("re-recording the sessions of {package} failed");
-            }
-            println!(
-                "recorded the sessions of {}",
-                dir.strip_prefix(root)?.display()
-            );
+            test_recording(root, dir, (book_support::BLESS_VAR, "1"))?;
+            println!("recorded the sessions of {rel}");
         }
         if dir.join("tests").join("ui").is_dir() {
-            let package = package_name(dir)?;
-            let status = Command::new("cargo")
-                .args(["test", "--quiet", "--package", &package])
-                .env("TRYBUILD", "overwrite")
-                .current_dir(root)
-                .status()?;
-            if !status.success() {
-                bail!("re-recording the compile errors of {package} failed");
-            }
-            println!(
-                "recorded {}/tests/ui/*.stderr",
-                dir.strip_prefix(root)?.display()
-            );
+            test_recording(root, dir, ("TRYBUILD", "overwrite"))?;
+            println!("recorded {rel}/tests/ui/*.stderr");
         }
+    }
+    Ok(())
+}
+
+/// Runs the tests of the listing in `dir` with `env` set, so that they write what they
+/// would otherwise compare.
+fn test_recording(root: &Path, dir: &Path, env: (&str, &str)) -> Result<()> {
+    let package = package_name(dir)?;
+    let status = Command::new("cargo")
+        .args(["test", "--quiet", "--package", &package])
+        .env(env.0, env.1)
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("re-recording with {}={} in {package} failed", env.0, env.1);
     }
     Ok(())
 }

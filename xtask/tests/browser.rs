@@ -214,7 +214,10 @@ fn the_book_works_in_a_real_browser() {
     let hit = search(&tab, "デッドロック").expect("typing a query shows results");
     assert!(hit.contains("ch19-04-deadlock.html"), "{hit}");
     assert!(
-        eval_bool(&tab, "!!document.querySelector('pre.playground .play-button')"),
+        eval_bool(
+            &tab,
+            "!!document.querySelector('pre.playground .play-button')"
+        ),
         "runnable listings get a Run button"
     );
     assert!(

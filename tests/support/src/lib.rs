@@ -88,16 +88,24 @@ pub fn parse_command(line: &str) -> Result<Recorded, String> {
     })
 }
 
-/// Runs `bin` with `args` and returns what it printed on stdout; panics if it fails or
-/// does not finish within [`RUN_TIMEOUT`].
-pub fn run_program(bin: &str, args: &[String]) -> String {
-    let mut child = Command::new(bin)
-        .args(args)
+/// What a finished program left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` with stdin closed and its output captured, and waits for it at most
+/// `timeout`: a program that does not finish is killed and the test fails, never hangs.
+pub fn run_command(mut command: Command, timeout: Duration) -> Finished {
+    let what = format!("{command:?}");
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out = thread::spawn(move || {
@@ -108,7 +116,7 @@ pub fn run_program(bin: &str, args: &[String]) -> String {
         let mut s = Vec::new();
         stderr.read_to_end(&mut s).map(|_| s)
     });
-    let deadline = Instant::now() + RUN_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -116,18 +124,34 @@ pub fn run_program(bin: &str, args: &[String]) -> String {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{bin} did not finish within {RUN_TIMEOUT:?}");
+            panic!("{what} did not finish within {timeout:?}");
         }
-        thread::sleep(Duration::from_millis(10));
+        thread::sleep(Duration::from_millis(5));
     };
-    let out = out.join().unwrap().unwrap();
-    let err = err.join().unwrap().unwrap();
+    let text = |bytes: Vec<u8>, stream: &str| {
+        String::from_utf8(bytes)
+            .unwrap_or_else(|e| panic!("{what} printed invalid UTF-8 on {stream}: {e}"))
+    };
+    Finished {
+        status,
+        stdout: text(out.join().unwrap().unwrap(), "stdout"),
+        stderr: text(err.join().unwrap().unwrap(), "stderr"),
+    }
+}
+
+/// Runs `bin` with `args` and returns what it printed on stdout; panics if it fails or
+/// does not finish within [`RUN_TIMEOUT`].
+pub fn run_program(bin: &str, args: &[String]) -> String {
+    let mut command = Command::new(bin);
+    command.args(args);
+    let run = run_command(command, RUN_TIMEOUT);
     assert!(
-        status.success(),
-        "{bin} failed with {status}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&err)
+        run.status.success(),
+        "{bin} failed with {}\n--- stderr ---\n{}",
+        run.status,
+        run.stderr
     );
-    String::from_utf8(out).unwrap_or_else(|e| panic!("{bin} printed invalid UTF-8: {e}"))
+    run.stdout
 }
 
 /// Makes the parts of a line that legitimately vary between runs comparable:

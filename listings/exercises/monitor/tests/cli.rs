@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,31 +17,17 @@ fn crate_dir() -> &'static Path {
 }
 
 /// 終わるまで（最大LIMIT）待って、出力を集めます
-fn run(args: &[&str]) -> Output {
-    let child = Command::new(BIN)
-        .args(args)
-        .current_dir(crate_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || tx.send(child.wait_with_output()));
-    rx.recv_timeout(LIMIT)
-        .expect("monitorが終わらない")
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+fn run(args: &[&str]) -> book_support::Finished {
+    let mut command = Command::new(BIN);
+    command.args(args).current_dir(crate_dir());
+    book_support::run_command(command, LIMIT)
 }
 
 #[test]
 fn check_lists_the_bundled_rules() {
     let out = run(&["--check", "--config", "rules.toml"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", out.stderr);
+    let stdout = out.stdout;
     assert!(
         stdout.starts_with("rules.toml: 5個のルールを読みました\n"),
         "{stdout}"
@@ -59,7 +45,7 @@ fn a_bad_config_is_rejected_at_start_with_file_line_and_reason() {
     let out = run(&["--config", "bad-rules.toml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty(), "測定を始めていない");
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr;
     assert!(stderr.starts_with("エラー: bad-rules.toml:10:19: op = \">\"のとき、clear_thresholdはthreshold（90）以下にします\n"), "{stderr}");
     assert!(
         stderr.contains("10 | clear_threshold = 95\n   |                   ^^\n"),
@@ -75,7 +61,7 @@ fn a_bad_config_is_rejected_at_start_with_file_line_and_reason() {
     .unwrap();
     let out = run(&["--check", "--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr;
     assert!(
         stderr.contains("typo.toml:3:10: unknown variant `cpu_pct`, expected one of `cpu_percent`"),
         "{stderr}"
@@ -83,7 +69,10 @@ fn a_bad_config_is_rejected_at_start_with_file_line_and_reason() {
 
     let out = run(&["--config", "no-such-file.toml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("設定ファイルno-such-file.tomlを読めません"));
+    assert!(
+        out.stderr
+            .contains("設定ファイルno-such-file.tomlを読めません")
+    );
 }
 
 #[test]
@@ -97,8 +86,9 @@ fn takes_the_requested_number_of_samples_as_json_lines() {
         "--top",
         "2",
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let samples: Vec<serde_json::Value> = text(&out.stdout)
+    assert!(out.status.success(), "{}", out.stderr);
+    let samples: Vec<serde_json::Value> = out
+        .stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -135,7 +125,7 @@ fn writes_to_a_file_with_output() {
             "--output",
             path_arg,
         ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(out.status.success(), "{}", out.stderr);
         assert!(out.stdout.is_empty());
     }
     let written = std::fs::read_to_string(&path).unwrap();

@@ -4,11 +4,9 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use encoding_rs::{EUC_JP, Encoding, ISO_2022_JP, SHIFT_JIS};
 
@@ -48,43 +46,13 @@ impl Run {
 
 /// `fileproc`を`dir`で起動し、終わるのを（上限付きで）待つ
 pub fn fileproc_in<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fileproc"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("fileprocを起動できない");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut s = String::new();
-        stdout.read_to_string(&mut s).map(|_| s)
-    });
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        stderr.read_to_string(&mut s).map(|_| s)
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "fileproc {:?} did not finish within {TIMEOUT:?}",
-                args.iter().map(AsRef::as_ref).collect::<Vec<_>>()
-            );
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fileproc"));
+    command.args(args).current_dir(dir);
+    let run = book_support::run_command(command, TIMEOUT);
     Run {
-        status,
-        stdout: out.join().unwrap().expect("stdout is UTF-8"),
-        stderr: err.join().unwrap().expect("stderr is UTF-8"),
+        status: run.status,
+        stdout: run.stdout,
+        stderr: run.stderr,
     }
 }
 
