@@ -7,5 +7,8 @@
 //! skipped, `no_run` blocks are compiled only. The doctest names say which page and line
 //! a failing block is on, e.g. `tests/snippets/lib.rs - page_ch19_01_threads (line 42)`.
 #![allow(rustdoc::all)]
+// The listings' own `#[cfg(test)] mod tests` come along as hidden lines of a whole program;
+// they are run by the listing crates' tests, not here.
+#![allow(clippy::test_attr_in_doctest)]
 
 include!(concat!(env!("OUT_DIR"), "/chapters/chapters.rs"));
