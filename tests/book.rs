@@ -4,24 +4,13 @@
 //! `output.txt` is checked by that listing's own test.)
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use mdbook_driver::MDBook;
 use mdbook_driver::book::BookItem;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn files_with_extension(dir: &Path, ext: &str, found: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files_with_extension(&path, ext, found);
-        } else if path.extension().is_some_and(|e| e == ext) {
-            found.push(path);
-        }
-    }
 }
 
 #[test]
@@ -35,8 +24,7 @@ fn the_html_book_builds_and_every_link_resolves() {
         "the search index was written"
     );
     let book = MDBook::load(root()).expect("the book loads (every page in SUMMARY.md exists)");
-    let mut pages = Vec::new();
-    files_with_extension(&html_dir, "html", &mut pages);
+    let pages = xtask::files_with_extension(&html_dir, "html").unwrap();
     for page in &pages {
         let html = fs::read_to_string(page).unwrap();
         assert!(
@@ -80,25 +68,21 @@ fn the_html_book_builds_and_every_link_resolves() {
 
 #[test]
 fn every_listing_crate_is_shown_in_the_book() {
-    let mut pages = Vec::new();
-    files_with_extension(&root().join("src"), "md", &mut pages);
+    let pages = xtask::files_with_extension(&root().join("src"), "md").unwrap();
     let text: String = pages
         .iter()
         .map(|p| fs::read_to_string(p).unwrap())
         .collect();
 
     let mut orphans = Vec::new();
-    for section in fs::read_dir(root().join("listings")).unwrap() {
-        for listing in fs::read_dir(section.unwrap().path()).unwrap() {
-            let dir = listing.unwrap().path();
-            let rel = dir
-                .strip_prefix(root())
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            if dir.join("Cargo.toml").exists() && !text.contains(&format!("{rel}/")) {
-                orphans.push(rel);
-            }
+    for dir in xtask::listing_dirs(&root()).unwrap() {
+        let rel = dir
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if !text.contains(&format!("{rel}/")) {
+            orphans.push(rel);
         }
     }
     assert!(
@@ -109,27 +93,13 @@ fn every_listing_crate_is_shown_in_the_book() {
 
 #[test]
 fn every_listing_with_output_has_a_drift_test() {
-    let mut missing = Vec::new();
-    for section in fs::read_dir(root().join("listings")).unwrap() {
-        for listing in fs::read_dir(section.unwrap().path()).unwrap() {
-            let dir = listing.unwrap().path();
-            if !dir.join("output.txt").exists() {
-                continue;
-            }
-            let mut tests = Vec::new();
-            if dir.join("tests").is_dir() {
-                files_with_extension(&dir.join("tests"), "rs", &mut tests);
-            }
-            let has = tests.iter().any(|t| {
-                fs::read_to_string(t)
-                    .unwrap()
-                    .contains("book_support::output_test!()")
-            });
-            if !has {
-                missing.push(dir.display().to_string());
-            }
-        }
-    }
+    let missing: Vec<String> = xtask::listing_dirs(&root())
+        .unwrap()
+        .into_iter()
+        .filter(|dir| dir.join("output.txt").exists())
+        .filter(|dir| !xtask::tests_mention(dir, "book_support::output_test!()"))
+        .map(|dir| dir.display().to_string())
+        .collect();
     assert!(
         missing.is_empty(),
         "output.txt without `book_support::output_test!()`: {missing:?}"

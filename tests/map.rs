@@ -118,15 +118,17 @@ fn code_spans(cell: &str) -> Vec<&str> {
 
 /// `listings/<section>/<name>` for every listing crate directory called `name`.
 fn listing_dirs(name: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for section in fs::read_dir(root().join("listings")).unwrap() {
-        let section = section.unwrap().path();
-        if section.join(name).join("Cargo.toml").is_file() {
-            let section = section.file_name().unwrap().to_string_lossy().into_owned();
-            found.push(format!("listings/{section}/{name}"));
-        }
-    }
-    found
+    xtask::listing_dirs(&root())
+        .unwrap()
+        .iter()
+        .filter(|dir| dir.file_name().is_some_and(|n| n == name))
+        .map(|dir| {
+            dir.strip_prefix(root())
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/")
+        })
+        .collect()
 }
 
 fn map_rows() -> Vec<Row> {

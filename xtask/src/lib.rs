@@ -67,7 +67,7 @@ pub fn index_for_search(html: &Path) -> Result<usize> {
             .build();
         let mut index = PagefindIndex::new(Some(config))?;
         let mut pages = 0;
-        for page in html_files(html)? {
+        for page in files_with_extension(html, "html")? {
             let rel = page
                 .strip_prefix(html)?
                 .to_string_lossy()
@@ -89,8 +89,8 @@ pub fn index_for_search(html: &Path) -> Result<usize> {
     })
 }
 
-/// Every `.html` file under `dir`, sorted.
-pub fn html_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Every file under `dir` whose name ends in `.ext`, sorted.
+pub fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -98,13 +98,42 @@ pub fn html_files(dir: &Path) -> Result<Vec<PathBuf>> {
             let path = entry?.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "html") {
+            } else if path.extension().is_some_and(|e| e == ext) {
                 found.push(path);
             }
         }
     }
     found.sort();
     Ok(found)
+}
+
+/// Every listing crate directory (`listings/<section>/<name>`), sorted.
+pub fn listing_dirs(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for section in fs::read_dir(root.join("listings"))? {
+        let section = section?.path();
+        if !section.is_dir() {
+            continue;
+        }
+        for listing in fs::read_dir(&section)? {
+            let listing = listing?.path();
+            if listing.join("Cargo.toml").exists() {
+                dirs.push(listing);
+            }
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Whether any test file of the listing in `dir` (`tests/**/*.rs`) contains `needle`.
+pub fn tests_mention(dir: &Path, needle: &str) -> bool {
+    let tests = dir.join("tests");
+    tests.is_dir()
+        && files_with_extension(&tests, "rs")
+            .unwrap_or_default()
+            .iter()
+            .any(|f| fs::read_to_string(f).is_ok_and(|text| text.contains(needle)))
 }
 
 /// Renders ```` ```svgbob ```` blocks (ASCII/box-drawing art) as SVG images at build time.
@@ -200,7 +229,7 @@ pub fn check_links(html: &Path) -> Result<Links> {
 
     let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut pages = BTreeMap::new();
-    for page in html_files(html)? {
+    for page in files_with_extension(html, "html")? {
         let rel = page
             .strip_prefix(html)?
             .to_string_lossy()

@@ -112,27 +112,8 @@ fn serve(root: &Path, port: u16) -> Result<()> {
     })
 }
 
-/// Every listing crate directory (`listings/<section>/<name>`), sorted.
-fn listing_dirs(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut dirs = Vec::new();
-    for section in fs::read_dir(root.join("listings"))? {
-        let section = section?.path();
-        if !section.is_dir() {
-            continue;
-        }
-        for listing in fs::read_dir(&section)? {
-            let listing = listing?.path();
-            if listing.join("Cargo.toml").exists() {
-                dirs.push(listing);
-            }
-        }
-    }
-    dirs.sort();
-    Ok(dirs)
-}
-
 fn bless(root: &Path) -> Result<()> {
-    let dirs = listing_dirs(root)?;
+    let dirs = xtask::listing_dirs(root)?;
     // Build everything once, so the runs below print only the programs' own output.
     let status = Command::new("cargo")
         .args(["build", "--workspace", "--bins"])
@@ -170,7 +151,7 @@ fn bless(root: &Path) -> Result<()> {
         // Recordings that a listing's own tests compare (sessions, compile errors) are
         // re-recorded by running those tests with the variable that makes them write.
         let rel = dir.strip_prefix(root)?.display();
-        if uses_recordings(dir) {
+        if xtask::tests_mention(dir, "assert_matches_recording") {
             test_recording(root, dir, (book_support::BLESS_VAR, "1"))?;
             println!("recorded the sessions of {rel}");
         }
@@ -195,26 +176,6 @@ fn test_recording(root: &Path, dir: &Path, env: (&str, &str)) -> Result<()> {
         bail!("re-recording with {}={} in {package} failed", env.0, env.1);
     }
     Ok(())
-}
-
-/// Whether a listing's tests check recordings with `book_support::assert_matches_recording`.
-fn uses_recordings(dir: &Path) -> bool {
-    let Ok(tests) = fs::read_dir(dir.join("tests")) else {
-        return false;
-    };
-    tests.flatten().any(|t| {
-        let path = t.path();
-        let files = if path.is_dir() {
-            fs::read_dir(&path)
-                .map(|d| d.flatten().map(|e| e.path()).collect())
-                .unwrap_or_default()
-        } else {
-            vec![path]
-        };
-        files.iter().any(|f| {
-            fs::read_to_string(f).is_ok_and(|text| text.contains("assert_matches_recording"))
-        })
-    })
 }
 
 /// The `name = "…"` of a listing's `[package]`.
