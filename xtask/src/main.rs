@@ -3,9 +3,9 @@
 //! - `serve [--port N]`: build the book, serve it on <http://127.0.0.1:3000>, rebuild when
 //!   `src/`, `listings/`, `theme/` or `book.toml` change (the open page reloads itself).
 //! - `build`: build the HTML into `book/`.
-//! - `bless`: re-record every `output.txt` from a real run, the sessions checked with
-//!   `book_support::assert_matches_recording`, and the `.stderr` files of the compile-fail
-//!   cases from real `rustc` output.
+//! - `bless [PACKAGE…]`: re-record every `output.txt` from a real run, the sessions checked
+//!   with `book_support::assert_matches_recording`, and the `.stderr` files of the
+//!   compile-fail cases from real `rustc` output; with package names, only those listings.
 //!
 //! Nothing needs to be installed by hand: mdBook is used as a library (`mdbook-driver`).
 
@@ -30,9 +30,9 @@ fn main() -> Result<()> {
         ["build"] => build(&root).map(|out| println!("built {}", out.join("index.html").display())),
         ["serve"] => serve(&root, 3000),
         ["serve", "--port", port] => serve(&root, port.parse().context("--port needs a number")?),
-        ["bless"] => bless(&root),
+        ["bless", packages @ ..] => bless(&root, packages),
         _ => {
-            eprintln!("usage: cargo xtask <build | serve [--port N] | bless>");
+            eprintln!("usage: cargo xtask <build | serve [--port N] | bless [PACKAGE…]>");
             std::process::exit(2);
         }
     }
@@ -112,13 +112,30 @@ fn serve(root: &Path, port: u16) -> Result<()> {
     })
 }
 
-fn bless(root: &Path) -> Result<()> {
-    let dirs = xtask::listing_dirs(root)?;
-    // Build everything once, so the runs below print only the programs' own output.
-    let status = Command::new("cargo")
-        .args(["build", "--workspace", "--bins"])
-        .current_dir(root)
-        .status()?;
+fn bless(root: &Path, packages: &[&str]) -> Result<()> {
+    let mut dirs = xtask::listing_dirs(root)?;
+    if !packages.is_empty() {
+        let mut chosen = Vec::new();
+        for dir in dirs {
+            if packages.contains(&package_name(&dir)?.as_str()) {
+                chosen.push(dir);
+            }
+        }
+        if chosen.len() != packages.len() {
+            bail!("not every name in {packages:?} is a listing's package");
+        }
+        dirs = chosen;
+    }
+    // Build once, so the runs below print only the programs' own output.
+    let mut build = Command::new("cargo");
+    build.args(["build", "--bins"]);
+    if packages.is_empty() {
+        build.arg("--workspace");
+    }
+    for package in packages {
+        build.args(["--package", package]);
+    }
+    let status = build.current_dir(root).status()?;
     if !status.success() {
         bail!("cargo build failed");
     }
