@@ -1,8 +1,8 @@
-//! 同じ生産者・消費者を、プロセスではなくスレッドとチャネルで書きます。
+//! 同じプロデューサー・コンシューマーを、プロセスではなくスレッドとチャネルで書きます。
 //!
 //! 実行方法: `cargo run -p ipc-channel-queue`
-//! 生産者スレッドが送信側（`Sender`）を持ち、終わったらドロップします。
-//! 消費者スレッドの`for item in rx`は、送信側がすべてドロップされると終わります。
+//! プロデューサーのスレッドが送信側（`Sender`）を持ち、終わったらドロップします。
+//! コンシューマーのスレッドの`for item in rx`は、送信側がすべてドロップされると終わります。
 
 use std::sync::mpsc;
 use std::thread;
@@ -15,9 +15,9 @@ fn run(count: usize) -> Vec<String> {
     let producer = thread::spawn(move || {
         for i in 0..count {
             let item = format!("Producer-item-{i}");
-            println!("生産: {item}");
+            println!("Producer 送信: {item}");
             // 文字列の所有権ごと送るので、コピーもシリアライズも要りません
-            tx.send(item).expect("消費者がいなくなりました");
+            tx.send(item).expect("コンシューマーがいなくなりました");
             thread::sleep(Duration::from_millis(50));
         }
         // ここで`tx`がドロップされ、チャネルが閉じます（Pythonの`None`の代わり）
@@ -26,7 +26,7 @@ fn run(count: usize) -> Vec<String> {
     let consumer = thread::spawn(move || {
         let mut consumed = Vec::new();
         for item in rx {
-            println!("Consumer 消費: {item}");
+            println!("Consumer 受信: {item}");
             thread::sleep(Duration::from_millis(30));
             consumed.push(item);
         }
@@ -37,8 +37,8 @@ fn run(count: usize) -> Vec<String> {
         consumed
     });
 
-    producer.join().expect("生産者がパニックしました");
-    consumer.join().expect("消費者がパニックしました")
+    producer.join().expect("プロデューサーがパニックしました");
+    consumer.join().expect("コンシューマーがパニックしました")
 }
 
 fn main() {

@@ -1,8 +1,8 @@
-//! 元のPythonの`multiprocessing.Queue`の例を、子プロセスの標準入力で: 親が生産し、子が消費します。
+//! 元のPythonの`multiprocessing.Queue`の例を、子プロセスの標準入力で: 親がプロデューサー、子がコンシューマーです。
 //!
 //! 実行方法: `cargo run -p ipc-stdin-queue`
-//! 親は1行に1つずつ品物を子の標準入力に書き込み、最後に書き込み側を閉じます。
-//! 子は行を読むたびに消費し、入力の終わり（EOF）を見て終了します。
+//! 親は1行に1つずつアイテムを子の標準入力に書き込み、最後に書き込み側を閉じます。
+//! 子は行を読むたびに1つのアイテムとして処理し、入力の終わり（EOF）を見て終了します。
 
 use std::env;
 use std::error::Error;
@@ -12,14 +12,14 @@ use std::thread;
 use std::time::Duration;
 
 // ANCHOR: consumer
-/// 子プロセス側: 入力を1行ずつ読み、1行を1つの品物として消費します。
+/// 子プロセス側: 入力を1行ずつ読み、1行を1つのアイテムとして処理します。
 /// 入力の終わり（親が書き込み側を閉じたこと）が終了の合図です。
 fn consumer(input: impl BufRead) -> io::Result<Vec<String>> {
     let mut consumed = Vec::new();
     for line in input.lines() {
         let item = line?;
-        println!("Consumer 消費: {item}");
-        thread::sleep(Duration::from_millis(30)); // 消費に時間がかかる
+        println!("Consumer 受信: {item}");
+        thread::sleep(Duration::from_millis(30)); // 処理に時間がかかる
         consumed.push(item);
     }
     println!(
@@ -31,7 +31,7 @@ fn consumer(input: impl BufRead) -> io::Result<Vec<String>> {
 // ANCHOR_END: consumer
 
 // ANCHOR: producer
-/// 親プロセス側: 子プロセスを起動し、その標準入力に品物を1行ずつ書き込みます。
+/// 親プロセス側: 子プロセスを起動し、その標準入力にアイテムを1行ずつ書き込みます。
 fn producer(count: usize) -> Result<(), Box<dyn Error>> {
     let mut child = Command::new(env::current_exe()?)
         .arg("consumer")
@@ -44,8 +44,8 @@ fn producer(count: usize) -> Result<(), Box<dyn Error>> {
 
     for i in 0..count {
         let item = format!("Producer-item-{i}");
-        writeln!(queue, "{item}")?; // 1行が1つの品物（品物の中に改行は入れられません）
-        println!("生産: {item}");
+        writeln!(queue, "{item}")?; // 1行が1つのアイテム（アイテムの中に改行は入れられません）
+        println!("Producer 送信: {item}");
         thread::sleep(Duration::from_millis(50));
     }
     // Pythonの`queue.put(None)`の代わりに、書き込み側を閉じます。子はEOFを読んで終わります。
@@ -53,7 +53,7 @@ fn producer(count: usize) -> Result<(), Box<dyn Error>> {
 
     let status = child.wait()?;
     if !status.success() {
-        return Err(format!("消費者の子プロセスが失敗しました: {status}").into());
+        return Err(format!("コンシューマーの子プロセスが失敗しました: {status}").into());
     }
     println!("Producer: 子プロセスの終了を確認しました");
     Ok(())

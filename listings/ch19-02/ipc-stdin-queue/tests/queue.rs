@@ -1,4 +1,4 @@
-//! 本物の実行ファイルを動かし、生産した品物が子プロセスにすべて1回ずつ、順番どおりに届くことを確かめます。
+//! 本物の実行ファイルを動かし、送ったアイテムが子プロセスにすべて1回ずつ、順番どおりに届くことを確かめます。
 
 use std::process::Command;
 
@@ -13,11 +13,11 @@ fn every_item_reaches_the_child_once_in_order() {
     let expected: Vec<String> = (0..5).map(|i| format!("Producer-item-{i}")).collect();
     let produced: Vec<&str> = stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("生産: "))
+        .filter_map(|l| l.strip_prefix("Producer 送信: "))
         .collect();
     let consumed: Vec<&str> = stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("Consumer 消費: "))
+        .filter_map(|l| l.strip_prefix("Consumer 受信: "))
         .collect();
     assert_eq!(produced, expected, "{stdout}");
     assert_eq!(consumed, expected, "{stdout}");

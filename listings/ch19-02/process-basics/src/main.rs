@@ -11,11 +11,11 @@ use std::thread;
 use std::time::Duration;
 
 // ANCHOR: worker
-/// 子プロセスとして起動されたときに実行する仕事です。
+/// 子プロセスとして起動されたときに実行する処理です。
 fn worker(name: &str, delay: Duration) {
     let pid = process::id();
     println!("プロセス{name}（PID: {pid}）: 開始");
-    thread::sleep(delay); // 時間のかかる仕事の代わり
+    thread::sleep(delay); // 時間のかかる処理の代わり
     println!("プロセス{name}（PID: {pid}）: 完了");
 }
 // ANCHOR_END: worker

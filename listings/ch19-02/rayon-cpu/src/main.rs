@@ -1,8 +1,8 @@
-//! 元のPythonの`compare_performance`をrayonで: 同じΣi²の仕事を逐次・rayon・スレッド数を決めたプールで実行します。
+//! 元のPythonの`compare_performance`をrayonで: 同じΣi²のタスクを逐次・rayon・スレッド数を決めたプールで実行します。
 //!
 //! 実行方法: `cargo run --release -p rayon-cpu`
 //! 時間を測るのでリリースビルドで実行してください。デバッグビルド（`cargo test`も含む）では
-//! すぐ終わるように仕事を小さくしています。各方式を3回ずつ実行し、最も速かった回を表示します。
+//! すぐ終わるようにタスクを小さくしています。各方式を3回ずつ実行し、最も速かった回を表示します。
 
 use std::error::Error;
 use std::hint::black_box;
@@ -42,7 +42,7 @@ fn best_of<R>(runs: u32, mut f: impl FnMut() -> R) -> (R, Duration) {
 
 // ANCHOR: compare
 fn main() -> Result<(), Box<dyn Error>> {
-    // デバッグビルドは何十倍も遅いので、仕事を小さくしてすぐ終わるようにします。
+    // デバッグビルドは何十倍も遅いので、タスクを小さくしてすぐ終わるようにします。
     let n: u64 = if cfg!(debug_assertions) {
         100_000
     } else {

@@ -1,11 +1,12 @@
 //! 元のPythonの`map_async`をrayonとチャネルで: 計算をバックグラウンドで進め、
-//! 結果が届くまでメインスレッドは別の仕事を続けます。
+//! 結果が届くまでメインスレッドは別の処理を続けます。
 //!
 //! 実行方法: `cargo run -p rayon-map-async`
 //! 10個の数を4スレッドのプールで2乗します（1つ100ミリ秒）。メインスレッドは20ミリ秒ごとに
-//! 結果が届いたかを確かめ、届いていなければ別の仕事を1つ片付けます。
+//! 結果が届いたかを確かめ、届いていなければ別の処理を1つ片付けます。
 
 use std::error::Error;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, TryRecvError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,26 +24,35 @@ fn square(x: u64, work: Duration) -> u64 {
 
 // ANCHOR: map_async
 /// バッチ全体をプールに投げてすぐ戻り、結果を受け取る受信側を返します（Pythonの`map_async`）。
-fn map_async(pool: &ThreadPool, numbers: Vec<u64>, work: Duration) -> mpsc::Receiver<Vec<u64>> {
+fn map_async<F>(pool: &ThreadPool, numbers: Vec<u64>, f: F) -> mpsc::Receiver<Vec<u64>>
+where
+    F: Fn(u64) -> u64 + Send + Sync + 'static,
+{
     let (tx, rx) = mpsc::channel();
     pool.spawn(move || {
-        let results: Vec<u64> = numbers.par_iter().map(|&x| square(x, work)).collect();
-        // 受信側がもういなければ、結果は捨てられるだけです。
-        let _ = tx.send(results);
+        // `spawn`したクロージャのパニックは、プールにパニックハンドラがなければ
+        // プロセス全体を異常終了（abort）させます。ここで受け止めます。
+        let batch = panic::catch_unwind(AssertUnwindSafe(|| {
+            numbers.par_iter().map(|&x| f(x)).collect::<Vec<u64>>()
+        }));
+        if let Ok(results) = batch {
+            // 受信側がもういなければ、結果は捨てられるだけです。
+            let _ = tx.send(results);
+        } // パニックしたときは何も送らずに`tx`をドロップし、受信側に知らせます
     });
     rx
 }
 
-/// 結果が届くまで、届いていないあいだは別の仕事を1つずつ片付けます。
-/// 戻り値は結果と、その間に片付けた仕事の数です。
+/// 結果が届くまで、届いていないあいだは別の処理を1つずつ片付けます。
+/// 戻り値は結果と、その間に片付けた処理の数です。
 fn wait_while_working(rx: &mpsc::Receiver<Vec<u64>>) -> Result<(Vec<u64>, u32), Box<dyn Error>> {
     let mut other_work = 0;
     loop {
         match rx.try_recv() {
             Ok(results) => return Ok((results, other_work)),
-            // まだ届いていない: 待たずに別の仕事をします
+            // まだ届いていない: 待たずに別の処理をします
             Err(TryRecvError::Empty) => {
-                thread::sleep(Duration::from_millis(20)); // 別の仕事の代わり
+                thread::sleep(Duration::from_millis(20)); // 別の処理の代わり
                 other_work += 1;
             }
             // 送信側が結果を送らずに消えた: バッチの中でパニックが起きました
@@ -57,16 +67,22 @@ fn wait_while_working(rx: &mpsc::Receiver<Vec<u64>>) -> Result<(Vec<u64>, u32), 
 // ANCHOR: main
 fn main() -> Result<(), Box<dyn Error>> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build()?;
-    let numbers: Vec<u64> = (1..=10).collect();
+    let work = Duration::from_millis(100);
 
     println!("非同期実行:");
     let start = Instant::now();
-    let rx = map_async(&pool, numbers, Duration::from_millis(100));
+    let rx = map_async(&pool, (1..=10).collect(), move |x| square(x, work));
     println!("バッチを投げました。結果を待たずに先へ進みます");
     let (results, other_work) = wait_while_working(&rx)?;
-    println!("待っている間に別の仕事を{other_work}個片付けました");
+    println!("待っている間に別の処理を{other_work}個片付けました");
     println!("結果: {results:?}");
     println!("実行時間: {:.1?}", start.elapsed());
+
+    // 途中でパニックするバッチ: プロセスは落ちず、エラーとして受け取れます。
+    let rx = map_async(&pool, vec![1, 2, 0], |x| 100 / x);
+    if let Err(e) = wait_while_working(&rx) {
+        println!("パニックしたバッチ: {e}");
+    }
     Ok(())
 }
 // ANCHOR_END: main
@@ -75,46 +91,43 @@ fn main() -> Result<(), Box<dyn Error>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_caller_keeps_working_and_gets_ordered_results_in_about_three_rounds() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(4)
+    fn pool(threads: usize) -> ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn the_caller_keeps_working_and_gets_ordered_results() {
+        let pool = pool(4);
         let work = Duration::from_millis(100);
 
         let start = Instant::now();
-        let rx = map_async(&pool, (1..=10).collect(), work);
-        // `map_async`はバッチの終わりを待たずに戻ります。
-        assert!(
-            start.elapsed() < work,
-            "map_asyncが待ってしまいました: {:?}",
-            start.elapsed()
-        );
+        let rx = map_async(&pool, (1..=10).collect(), move |x| square(x, work));
+        // `map_async`はバッチの終わりを待たずに戻ります（戻った時点では、まだ結果がありません）。
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
         let (results, other_work) = wait_while_working(&rx).unwrap();
         let elapsed = start.elapsed();
 
         assert_eq!(results, [1, 4, 9, 16, 25, 36, 49, 64, 81, 100]);
         assert!(other_work >= 1, "結果を待つ間に何もしていません");
+        // 10個を4スレッドで処理すれば、どう分けても1つのスレッドが3つ以上を受け持ちます。
         assert!(elapsed >= work * 3, "{elapsed:?}");
-        assert!(
-            elapsed < Duration::from_millis(800),
-            "並列に進んでいません: {elapsed:?}"
-        );
+        // 1つずつ順に処理すれば10個分かかります。
+        assert!(elapsed < work * 10, "並列に進んでいません: {elapsed:?}");
     }
 
+    /// パニックハンドラのないプールでも、パニックはプロセスを落とさずにエラーになります。
     #[test]
-    fn a_panicking_batch_is_an_error_not_a_hang() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .panic_handler(|_| {}) // テストの出力を汚さないように、パニックは握りつぶします
-            .build()
-            .unwrap();
-        let (tx, rx) = mpsc::channel::<Vec<u64>>();
-        pool.spawn(move || {
-            let _keep_sender_alive_until_panic = tx;
-            panic!("バッチの中でパニック");
-        });
-        assert!(wait_while_working(&rx).is_err());
+    fn a_panicking_batch_is_an_error_not_an_abort_or_a_hang() {
+        let pool = pool(2);
+        let rx = map_async(&pool, vec![1, 2, 0, 4], |x| 100 / x);
+        let error = wait_while_working(&rx).expect_err("0で割ったバッチは失敗するはず");
+        assert_eq!(error.to_string(), "バッチが結果を返さずに終わりました");
+
+        // プールもプロセスも生きていて、次のバッチを受け付けます。
+        let rx = map_async(&pool, vec![1, 2, 4], |x| 100 / x);
+        assert_eq!(wait_while_working(&rx).unwrap().0, [100, 50, 25]);
     }
 }

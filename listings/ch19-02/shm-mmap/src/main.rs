@@ -2,7 +2,7 @@
 //! その中の`AtomicU64`を通して値と配列を共有します。
 //!
 //! 実行方法: `cargo run -p shm-mmap`
-//! 前半は元のPythonと同じ仕事（3つのプロセスが1回ずつ足す）、後半は同じ仕事を何万回もくり返し、
+//! 前半は元のPythonと同じ処理（3つのプロセスが1回ずつ足す）、後半は同じ処理を何万回も繰り返し、
 //! 不可分な足し算と、元のPythonと同じ「読んでから書く」足し算の結果を比べます。
 
 use std::env;
@@ -78,7 +78,7 @@ fn racy_add_f64(slot: &AtomicU64, x: f64) {
 // ANCHOR_END: add
 
 // ANCHOR: worker
-/// 子プロセス側: 値に1を足し、配列の全要素に`index`を足すことを`reps`回くり返します。
+/// 子プロセス側: 値に1を足し、配列の全要素に`index`を足すことを`reps`回繰り返します。
 fn worker(path: &Path, index: u32, reps: u32, racy: bool) -> io::Result<()> {
     let mut shared = SharedMemory::open(path)?;
     let slots = shared.slots();

@@ -1,4 +1,4 @@
-//! `async fn`を呼び出しただけでは何も実行されないこと（`Future`は怠け者）と、
+//! `async fn`を呼び出しただけでは何も実行されないこと（`Future`は要求されるまで動かない）と、
 //! `tokio::spawn`したタスクは`.await`しなくても動き始めることを確かめます。
 //!
 //! 実行方法: `cargo run -p async-lazy-future`
@@ -15,7 +15,7 @@ async fn greet(name: &str) -> String {
 
 #[tokio::main]
 async fn main() {
-    // 呼び出すと`Future`（これからする仕事を表す値）が返るだけで、本体はまだ動きません。
+    // 呼び出すと`Future`（これから行う計算を表す値）が返るだけで、本体はまだ動きません。
     let future = greet("A");
     println!("main: greet(\"A\")を呼び出しました");
     sleep(Duration::from_millis(100)).await;

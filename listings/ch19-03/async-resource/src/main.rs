@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::time::sleep;
 
-/// 開いている接続の数を数えるだけの、にせのデータベースサーバー。
+/// 開いている接続の数を数えるだけの、模擬のデータベースサーバー。
 #[derive(Debug, Default)]
 pub struct Server {
     open: AtomicUsize,

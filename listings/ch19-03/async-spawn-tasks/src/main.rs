@@ -46,7 +46,7 @@ async fn join_set_in_completion_order(works: &[Duration]) -> Result<Vec<String>,
         finished.push(result?);
     }
     Ok(finished)
-} // `JoinSet`をドロップすると、まだ動いているタスクはすべて中止されます
+} // `JoinSet`をドロップすると、まだ動いているタスクはすべて`abort`でキャンセルされます（終わるのを待ちません）
 
 #[tokio::main]
 async fn main() -> Result<(), JoinError> {
@@ -71,6 +71,8 @@ async fn main() -> Result<(), JoinError> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::oneshot;
+
     use super::*;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
@@ -93,13 +95,58 @@ mod tests {
         Ok(())
     }
 
+    /// `JoinSet`をドロップすると、タスクは待たれずに`abort`され、次の`.await`の地点で止まります
+    /// （Pythonの`TaskGroup`は、抜けるときにタスクの終わりを待ちます）。
     #[tokio::test(start_paused = true)]
-    async fn dropping_a_join_set_aborts_its_tasks() {
+    async fn dropping_a_join_set_aborts_its_tasks_without_waiting() {
+        let (after_tx, mut after_rx) = oneshot::channel::<()>();
         let mut set = JoinSet::new();
-        let handle = set.spawn(sleep(S(10)));
-        assert_eq!(set.len(), 1);
+        let handle = set.spawn(async move {
+            sleep(S(10)).await;
+            after_tx.send(()).expect("ここには来ないはず");
+        });
+        let start = Instant::now();
         drop(set);
-        sleep(S(1)).await;
-        assert!(handle.is_finished(), "ドロップした後もタスクが動いています");
+        assert_eq!(start.elapsed(), Duration::ZERO, "ドロップはタスクを待たない");
+        // タスクは`sleep`の`.await`で止まったままドロップされ、その先は実行されません。
+        assert!(after_rx.try_recv().is_err());
+        sleep(S(20)).await;
+        assert!(handle.is_finished());
+        assert!(after_rx.await.is_err(), "sleepの先は実行されていない");
+    }
+
+    /// `spawn_blocking`の処理は`abort`できません。`JoinSet`をドロップしても最後まで動きます。
+    #[tokio::test]
+    async fn blocking_work_in_a_dropped_join_set_runs_to_the_end() {
+        let (started_tx, started_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+        let (done_tx, done_rx) = oneshot::channel();
+        let mut set = JoinSet::new();
+        set.spawn_blocking(move || {
+            started_tx.send(()).expect("テストが待っています");
+            release_rx.blocking_recv().expect("テストが合図します");
+            done_tx.send(()).expect("テストが待っています");
+        });
+        started_rx.await.expect("ブロックする処理が始まるはず");
+        drop(set); // ここで`abort`が頼まれますが、動き出した処理は止められません
+        release_tx.send(()).expect("処理が待っています");
+        done_rx.await.expect("ドロップした後も最後まで動くはず");
+    }
+
+    /// `TaskGroup`のように全部を待ちたいときは、空になるまで`join_next`するか`join_all`を使います。
+    #[tokio::test(start_paused = true)]
+    async fn join_all_waits_for_every_task() {
+        let mut set = JoinSet::new();
+        for secs in [3, 1, 2] {
+            set.spawn(async move {
+                sleep(S(secs)).await;
+                secs
+            });
+        }
+        let start = Instant::now();
+        let mut all = set.join_all().await;
+        all.sort_unstable();
+        assert_eq!(all, [1, 2, 3]);
+        assert_eq!(start.elapsed(), S(3));
     }
 }

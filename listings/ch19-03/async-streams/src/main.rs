@@ -1,11 +1,13 @@
 //! Pythonの非同期イテレータ（`AsyncCounter`）と非同期ジェネレータ（`fetch_data`）を、
-//! `Stream`で書きます。1つは`futures::stream::unfold`で、1つはチャネルと`ReceiverStream`で作ります。
+//! `Stream`で書きます。`futures::stream::unfold`、チャネルと`ReceiverStream`、
+//! `async_stream::stream!`の3通りで作ります。
 //!
 //! 実行方法: `cargo run -p async-streams`
 
 use std::pin::pin;
 use std::time::Duration;
 
+use async_stream::stream;
 use futures::stream::{self, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::sleep;
@@ -29,7 +31,8 @@ fn async_counter(max: u32, delay: Duration) -> impl Stream<Item = u32> {
 // ANCHOR: channel
 /// 別のタスクがデータを作ってチャネルに送り、受信側を`Stream`として返します。
 fn fetch_data(delay: Duration) -> ReceiverStream<String> {
-    // 容量1: 受け取られるまで、次のデータは作られません（ジェネレータの`yield`に近い）。
+    // 容量1でも、タスクは受信側を待たずに動きます。1つがバッファで待っている間に、
+    // 次の1つを作って`send`で待ちます（Pythonのジェネレータより先に進みます）。
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
         for i in 0..5 {
@@ -41,7 +44,22 @@ fn fetch_data(delay: Duration) -> ReceiverStream<String> {
     }); // `tx`がドロップされると、`Stream`は`None`を返して終わります
     ReceiverStream::new(rx)
 }
+// ANCHOR_END: channel
 
+// ANCHOR: lazy
+/// Pythonの非同期ジェネレータと同じく、要求されるまで動かない`Stream`。
+fn fetch_data_lazy(delay: Duration) -> impl Stream<Item = String> {
+    stream! {
+        for i in 0..5 {
+            // `next().await`で要求されたときだけ、ここから次の`yield`まで進みます。
+            sleep(delay).await;
+            yield format!("データ-{i}");
+        }
+    }
+}
+// ANCHOR_END: lazy
+
+// ANCHOR: main
 #[tokio::main]
 async fn main() {
     println!("非同期イテレーション:");
@@ -57,6 +75,12 @@ async fn main() {
         println!("処理: {item}");
     }
 
+    println!("stream!で書いたジェネレータ:");
+    let mut data = pin!(fetch_data_lazy(Duration::from_millis(30)));
+    while let Some(item) = data.next().await {
+        println!("処理: {item}");
+    }
+
     // `Iterator`と同じように、アダプタをつないで使えます。
     let squares: Vec<u32> = async_counter(4, Duration::from_millis(10))
         .map(|n| n * n)
@@ -64,7 +88,7 @@ async fn main() {
         .await;
     println!("2乗: {squares:?}");
 }
-// ANCHOR_END: channel
+// ANCHOR_END: main
 
 #[cfg(test)]
 mod tests {
@@ -102,13 +126,52 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_millis(1500));
     }
 
+    /// 容量1のチャネルでも、プロデューサーは受信側より先に進みます。
+    #[tokio::test(start_paused = true)]
+    async fn the_channel_producer_runs_ahead_of_the_consumer() {
+        let delay = Duration::from_secs(1);
+        let mut data = fetch_data(delay);
+        sleep(10 * delay).await; // 誰も読まずに待つ
+        let start = Instant::now();
+        assert_eq!(data.next().await.as_deref(), Some("データ-0"));
+        assert_eq!(data.next().await.as_deref(), Some("データ-1"));
+        // 1つ目はバッファで、2つ目は`send`の中で、読まれる前から待っていました。
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(data.next().await.as_deref(), Some("データ-2"));
+        assert_eq!(start.elapsed(), delay, "3つ目は要求されてから作られる");
+    }
+
+    /// `stream!`の`Stream`は、`next()`で要求されるまで何もしません。
+    #[tokio::test(start_paused = true)]
+    async fn the_stream_macro_does_nothing_until_polled() {
+        let delay = Duration::from_secs(1);
+        let mut data = pin!(fetch_data_lazy(delay));
+        sleep(10 * delay).await; // 誰も読まずに待つ
+        let start = Instant::now();
+        assert_eq!(data.next().await.as_deref(), Some("データ-0"));
+        assert_eq!(start.elapsed(), delay, "待っていた10秒の間には何も作っていない");
+        assert_eq!(data.next().await.as_deref(), Some("データ-1"));
+        assert_eq!(start.elapsed(), 2 * delay);
+        // タスクを起動しないので、裏で動いているものはありません。
+        assert_eq!(Handle::current().metrics().num_alive_tasks(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lazy_stream_yields_five_items_then_ends() {
+        let items: Vec<String> = fetch_data_lazy(Duration::from_millis(300)).collect().await;
+        assert_eq!(
+            items,
+            ["データ-0", "データ-1", "データ-2", "データ-3", "データ-4"]
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn dropping_the_stream_stops_the_producer() {
         let mut data = fetch_data(Duration::from_millis(300));
         assert_eq!(data.next().await.as_deref(), Some("データ-0"));
         assert_eq!(Handle::current().metrics().num_alive_tasks(), 1);
         drop(data);
-        // 生成側は次の`send`が`Err`になったところで終わります。
+        // プロデューサーは次の`send`が`Err`になったところで終わります。
         sleep(Duration::from_secs(1)).await;
         assert_eq!(Handle::current().metrics().num_alive_tasks(), 0);
     }

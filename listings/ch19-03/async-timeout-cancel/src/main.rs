@@ -1,5 +1,6 @@
 //! タイムアウトとキャンセル: `tokio::time::timeout`、`JoinHandle::abort`、
-//! 協調的にキャンセルする`CancellationToken`、そして「キャンセルとはドロップのこと」。
+//! `JoinHandle`のドロップ（切り離すだけでキャンセルしない）と`AbortOnDropHandle`、
+//! 協調的にキャンセルする`CancellationToken`、そして「`Future`のキャンセルとはドロップのこと」。
 //!
 //! 実行方法: `cargo run -p async-timeout-cancel`
 
@@ -8,6 +9,7 @@ use std::time::Duration;
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 // ANCHOR: timeout
 /// 最後まで進まずにドロップされたとき、どこで止まったかを表示する値。
@@ -68,8 +70,34 @@ async fn timeout_and_abort(limit: Duration) {
 }
 // ANCHOR_END: timeout
 
+// ANCHOR: detach
+/// `work`だけ待ってから終わるタスク。最後まで進まずにドロップされたら、そう表示します。
+async fn background(place: &'static str, work: Duration) {
+    let notice = DropNotice::new(place);
+    sleep(work).await;
+    println!("  最後まで動きました: {place}");
+    notice.disarm();
+}
+
+async fn drop_the_handles(work: Duration) {
+    println!("JoinHandleをドロップします");
+    let handle = tokio::spawn(background("JoinHandleを捨てたタスク", work));
+    drop(handle); // 切り離す（detach）だけです。タスクは動き続けます
+    sleep(work * 2).await;
+
+    println!("AbortOnDropHandleをドロップします");
+    let handle = AbortOnDropHandle::new(tokio::spawn(background(
+        "AbortOnDropHandleのタスク",
+        work,
+    )));
+    sleep(work / 2).await;
+    drop(handle); // ドロップすると`abort`でキャンセルされます
+    sleep(work * 2).await;
+}
+// ANCHOR_END: detach
+
 // ANCHOR: token
-/// 1ステップずつ仕事を進め、キャンセルを頼まれたら後始末をしてから終わります。
+/// 1ステップずつ処理を進め、キャンセルを頼まれたら後始末をしてから終わります。
 async fn worker(token: CancellationToken, step: Duration) -> u32 {
     let mut done = 0;
     loop {
@@ -102,6 +130,7 @@ async fn cooperative_cancel(step: Duration, cancel_after: Duration) -> Result<u3
 async fn main() -> Result<(), JoinError> {
     let limit = Duration::from_millis(100);
     timeout_and_abort(limit).await;
+    drop_the_handles(limit).await;
 
     let step = Duration::from_millis(200);
     let start = Instant::now();
@@ -113,6 +142,8 @@ async fn main() -> Result<(), JoinError> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::oneshot;
+
     use super::*;
 
     const SEC: Duration = Duration::from_secs(1);
@@ -137,9 +168,45 @@ mod tests {
         let handle = tokio::spawn(cancellable_task());
         sleep(SEC).await;
         handle.abort();
-        let error = handle.await.expect_err("中止したタスクは`Err`");
+        let error = handle.await.expect_err("キャンセルしたタスクは`Err`");
         assert!(error.is_cancelled());
         assert_eq!(start.elapsed(), SEC, "5秒のsleepを待たない");
+    }
+
+    /// `JoinHandle`をドロップしても、タスクはキャンセルされずに最後まで動きます。
+    #[tokio::test(start_paused = true)]
+    async fn dropping_a_join_handle_detaches_the_task() {
+        let (done_tx, done_rx) = oneshot::channel();
+        let handle = tokio::spawn(async move {
+            sleep(10 * SEC).await;
+            done_tx.send(()).expect("テストが待っています");
+        });
+        let start = Instant::now();
+        drop(handle);
+        done_rx.await.expect("ハンドルを捨てたタスクも最後まで動くはず");
+        assert_eq!(start.elapsed(), 10 * SEC);
+    }
+
+    /// `AbortOnDropHandle`をドロップすると、タスクは次の`.await`でキャンセルされます。
+    #[tokio::test(start_paused = true)]
+    async fn dropping_an_abort_on_drop_handle_cancels_the_task() {
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let handle = AbortOnDropHandle::new(tokio::spawn(async move {
+            sleep(10 * SEC).await;
+            done_tx.send(()).expect("ここには来ないはず");
+        }));
+        let start = Instant::now();
+        drop(handle);
+        // タスクがドロップされると`done_tx`もドロップされるので、`Err`が返ります。
+        assert!(done_rx.await.is_err());
+        assert_eq!(start.elapsed(), Duration::ZERO, "10秒のsleepを待たない");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drop_the_handles_takes_four_and_a_half_works() {
+        let start = Instant::now();
+        drop_the_handles(SEC).await;
+        assert_eq!(start.elapsed(), SEC * 9 / 2);
     }
 
     #[tokio::test(start_paused = true)]
