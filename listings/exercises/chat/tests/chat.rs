@@ -167,11 +167,8 @@ async fn extra_clients_are_told_the_server_is_full() {
         third.rest_until_closed().await,
         ["!!! 満員です（最大2人）。しばらくしてから接続してください"]
     );
-    let mut web = Client::ws(server.http).await;
-    assert_eq!(
-        web.rest_until_closed().await,
-        ["!!! 満員です（最大2人）。しばらくしてから接続してください"]
-    );
+    // The HTTP port answers 503 when every seat is taken.
+    assert_eq!(Client::ws_from(server.http, None).await.err(), Some(503));
 
     // When someone leaves, the seat is free again (as soon as that connection's task has ended).
     first.send("/quit").await;
@@ -189,20 +186,93 @@ async fn extra_clients_are_told_the_server_is_full() {
 }
 
 #[tokio::test]
-async fn idle_clients_are_disconnected() {
-    let server = Server::start(&["--idle-timeout", "300ms"]);
-    let started = Instant::now();
-    let (mut idle, _) = Client::joined(server.tcp).await;
-    assert_eq!(
-        idle.rest_until_closed().await,
-        ["!!! 300ミリ秒のあいだ入力がなかったので切断します"]
+async fn http_connections_that_never_upgrade_take_seats() {
+    let server = Server::start(&["--max-clients", "2"]);
+    // Two connections to the HTTP port that never send a request.
+    let _idle = [
+        TcpStream::connect(server.http).await.unwrap(),
+        TcpStream::connect(server.http).await.unwrap(),
+    ];
+    // The server accepts them in the background. Give it time to, before a line client comes
+    // (a line client that came first would take a seat, and one of these would get a 503).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut next = Client::tcp(server.tcp).await;
+        let line = next.next_line().await.expect("a first line");
+        if line == "!!! 満員です（最大2人）。しばらくしてから接続してください"
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the HTTP connections took no seat: {line}"
+        );
+        drop(next);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn websocket_pages_from_other_origins_are_refused() {
+    let server = Server::start(&["--allow-origin", "https://chat.example.com"]);
+    let same = format!("http://{}", server.http);
+    assert!(Client::ws_from(server.http, Some(&same)).await.is_ok());
+    assert!(
+        Client::ws_from(server.http, Some("https://chat.example.com"))
+            .await
+            .is_ok()
     );
-    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(
+        Client::ws_from(server.http, Some("https://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+}
+
+#[tokio::test]
+async fn clients_that_do_not_answer_pings_are_disconnected() {
+    let server = Server::start(&["--ping-interval", "200ms", "--ping-timeout", "300ms"]);
+    let started = Instant::now();
+    let (mut silent, _) = Client::joined(server.tcp).await;
+    let (mut polite, polite_nick) = Client::joined(server.tcp).await;
+    // The browser's side of WebSocket answers pings by itself while it reads (tungstenite too).
+    let (mut web, _) = Client::welcomed(Client::ws(server.http).await).await;
+    let wanted = format!("[lobby] {polite_nick}: まだいます");
+    let web = tokio::spawn(async move { web.expect(&wanted).await });
+    let mut answered = 0;
+    while answered < 4 {
+        let line = polite.next_line().await.expect("polite stays connected");
+        if let Some(n) = line.strip_prefix("PING ") {
+            polite.send(&format!("PONG {n}")).await;
+            answered += 1;
+        }
+    }
+    let rest = silent.rest_until_closed().await;
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("!!! PINGに300ミリ秒のあいだ応答がなかったので切断します"),
+        "{rest:#?}"
+    );
+    assert!(rest.contains(&"PING 1".to_string()));
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    // After four rounds of pings the quiet ones that answer are still here.
+    polite.send("まだいます").await;
+    web.await.expect("the WebSocket client stayed and heard it");
 }
 
 #[tokio::test]
 async fn a_slow_reader_is_disconnected_while_the_others_keep_receiving() {
-    let server = Server::start(&["--queue", "8", "--max-line", "40000"]);
+    // A 256 KiB send queue (two rounds of 4 lines fit), and no flood limit on the talker (it sends 32 KB lines in bursts).
+    let server = Server::start(&[
+        "--sendq",
+        "256KiB",
+        "--max-line",
+        "40000",
+        "--flood-burst",
+        "100000",
+    ]);
     // The slow client asks for a small receive buffer and then stops reading.
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -260,7 +330,7 @@ async fn a_slow_reader_is_disconnected_while_the_others_keep_receiving() {
     } else {
         assert_eq!(
             last,
-            "!!! 受信が追いつかないので切断します（未送信が8行を超えました）"
+            "!!! 受信が追いつかないので切断します（未送信が256KiBを超えました）"
         );
     }
     for (n, line) in messages.iter().enumerate() {
@@ -293,6 +363,43 @@ async fn ctrl_c_tells_every_client_and_exits() {
         ["*** サーバーを停止します。さようなら"]
     );
     assert!(server.wait_for_exit().success());
+}
+
+#[tokio::test]
+async fn sigterm_is_handled_like_ctrl_c() {
+    let mut server = Server::start(&[]);
+    let (mut tcp, _) = Client::joined(server.tcp).await;
+    let (mut web, _) = Client::welcomed(Client::ws(server.http).await).await;
+    tcp.expect_prefix("*** guest-2がlobbyに入りました").await;
+
+    server.terminate();
+    assert_eq!(
+        tcp.rest_until_closed().await,
+        ["*** サーバーを停止します。さようなら"]
+    );
+    assert_eq!(
+        web.rest_until_closed().await,
+        ["*** サーバーを停止します。さようなら"]
+    );
+    assert!(server.wait_for_exit().success());
+}
+
+#[tokio::test]
+async fn the_client_answers_pings_without_showing_them() {
+    let server = Server::start(&["--ping-interval", "100ms", "--ping-timeout", "200ms"]);
+    let mut program = client_program(&server, "erin");
+    let _stdin = program.stdin.take().unwrap();
+    let mut stdout = BufReader::new(program.stdout.take().unwrap()).lines();
+    while next_output_line(&mut stdout).await != "*** 名前をerinに変えました" {}
+    // Pinged every 100 ms for a second: still connected, and no PING on the screen.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (mut peer, _) = Client::joined(server.tcp).await;
+    peer.send("/who").await;
+    peer.expect_prefix("*** lobbyにいる人（2人）").await;
+    peer.send("hi").await;
+    let line = next_output_line(&mut stdout).await;
+    assert!(line.ends_with("がlobbyに入りました"), "{line}");
+    assert_eq!(next_output_line(&mut stdout).await, "[lobby] guest-2: hi");
 }
 
 /// Starts `chat-client` with piped stdin/stdout.

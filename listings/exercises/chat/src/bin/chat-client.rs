@@ -82,6 +82,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 None => break, // 標準入力の終わり（Ctrl-D）
             },
             line = from_server.next() => match line {
+                // サーバーが生きているかを確かめに来たら、表示せずに答えます。
+                Some(Ok(line)) if line.starts_with("PING") => {
+                    to_server.send(line.replacen("PING", "PONG", 1)).await?;
+                }
                 Some(line) => show(&line?)?,
                 None => {
                     eprintln!("*** サーバーが接続を閉じました");

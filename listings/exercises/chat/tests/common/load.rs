@@ -1,19 +1,28 @@
-//! Many clients at once: used by the load test (`tests/load.rs`) and the benchmark (`benches/load.rs`).
+//! Many clients at once: used by the load tests (`tests/load.rs`, `tests/burst.rs`) and the
+//! benchmark (`benches/load.rs`).
 //!
-//! Every client joins room `r{index % rooms}`, then sends `messages` messages. It sends its message
-//! number `k` (from 0) only after it has received `k` rounds' worth of its room's messages,
+//! [`Load`]: every client joins room `r{index % rooms}`, then sends `messages` messages. It sends its
+//! message number `k` (from 0) only after it has received `k` rounds' worth of its room's messages,
 //! `k × (room size - 1)` (a closed loop, as people in a conversation do). So no client runs two
 //! rounds ahead of another, and a client never has more than two rounds of its room's messages
-//! waiting in its server-side queue: `2 × (room size - 1)` lines. That is what `--queue` must hold
-//! for nobody to be disconnected as a slow reader (256 by default: rooms of up to 128).
+//! waiting in its server-side queue: `2 × (room size - 1)` lines, about 80 KB for a room of 1,000,
+//! well under the default `--sendq` of 1 MiB.
+//!
+//! [`burst`]: clients that all connect at the same moment and keep reading.
+//! [`flood`]: one client that writes as fast as it can, and listeners in the same room.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Barrier;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{Barrier, mpsc, watch};
 use tokio::task::JoinSet;
+use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::Client;
 
@@ -24,8 +33,7 @@ pub struct Load {
     pub messages: usize,
     /// Pause between two messages of one client (zero: as fast as the closed loop allows).
     pub interval: Duration,
-    /// How many clients connect at the same time. Everybody starts in the lobby and every arrival
-    /// is announced to everybody there, so connecting 1,000 at once would mean ~500,000 notices.
+    /// How many clients connect at the same time (the joining itself is measured by [`burst`]).
     pub wave: usize,
 }
 
@@ -182,4 +190,193 @@ impl Load {
         );
         (sent_first, received_last, latencies)
     }
+}
+
+/// How long a burst or flood client waits for its next line before it gives up.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A plain line client for [`burst`] and [`flood`]: reads with [`PATIENCE`], not `WAIT`.
+struct Reader(FramedRead<tokio::net::tcp::OwnedReadHalf, LinesCodec>);
+
+impl Reader {
+    async fn next(&mut self) -> Option<String> {
+        match tokio::time::timeout(PATIENCE, self.0.next()).await {
+            Ok(Some(Ok(line))) => Some(line),
+            Ok(_) => None,
+            Err(_) => panic!("no line within {PATIENCE:?}"),
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr) -> (Reader, tokio::net::tcp::OwnedWriteHalf, String) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (reader, writer) = stream.into_split();
+    let mut reader = Reader(FramedRead::new(reader, LinesCodec::new()));
+    let welcome = reader.next().await.expect("a welcome line");
+    let nick = welcome
+        .strip_prefix("*** チャットサーバーへようこそ！あなたは")
+        .and_then(|rest| rest.strip_suffix("です。"))
+        .unwrap_or_else(|| panic!("unexpected welcome {welcome:?}"))
+        .to_string();
+    (reader, writer, nick)
+}
+
+#[derive(Debug)]
+pub struct BurstReport {
+    pub clients: usize,
+    /// From the first connect to the last client's "you are in the lobby" line.
+    pub join_time: Duration,
+    /// Clients the server closed or sent a `!!!` line to.
+    pub disconnected: usize,
+    /// Clients that heard the message sent after everybody had joined.
+    pub heard_after: usize,
+    /// The most lines one client received before that message.
+    pub most_lines: usize,
+}
+
+/// `clients` clients connect all at once to the lobby and keep reading. Once all are in, one more
+/// client says `burst-done`; every burst client must hear it.
+pub async fn burst(addr: SocketAddr, clients: usize) -> BurstReport {
+    let (joined_tx, mut joined_rx) = mpsc::unbounded_channel();
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for _ in 0..clients {
+        let joined = joined_tx.clone();
+        tasks.spawn(async move {
+            let (mut reader, _writer, _nick) = connect(addr).await;
+            let mut lines = 0;
+            while let Some(line) = reader.next().await {
+                lines += 1;
+                if line.starts_with("*** lobbyに入りました") {
+                    let _ = joined.send(());
+                } else if line.starts_with("!!!") {
+                    return (false, false, lines);
+                } else if line.ends_with(": burst-done") {
+                    return (true, true, lines);
+                }
+            }
+            (false, false, lines)
+        });
+    }
+    drop(joined_tx);
+    let mut joined = 0;
+    while joined < clients && joined_rx.recv().await.is_some() {
+        joined += 1;
+    }
+    let join_time = started.elapsed();
+    let (_reader, mut writer, _nick) = connect(addr).await;
+    writer.write_all(b"burst-done\n").await.expect("send");
+    let mut report = BurstReport {
+        clients,
+        join_time,
+        disconnected: 0,
+        heard_after: 0,
+        most_lines: 0,
+    };
+    while let Some(result) = tasks.join_next().await {
+        let (stayed, heard, lines) = result.expect("a burst client");
+        report.disconnected += usize::from(!stayed);
+        report.heard_after += usize::from(heard);
+        report.most_lines = report.most_lines.max(lines);
+    }
+    report
+}
+
+#[derive(Debug)]
+pub struct FloodReport {
+    /// Lines the flooder managed to write into its socket before it stopped (TCP pushed back,
+    /// the server cut it, or it wrote them all).
+    pub written: usize,
+    /// The flooder's last line from the server and when it came, if it was cut.
+    pub cut: Option<(Duration, String)>,
+    pub listeners: usize,
+    pub listeners_disconnected: usize,
+    /// Flood lines each listener received: fewest and most.
+    pub heard: (usize, usize),
+    /// When the last flood line reached a listener.
+    pub last_heard: Duration,
+}
+
+/// One client writes `lines` lines as fast as TCP lets it; `listeners` clients in the same room read.
+/// Stops when the server cuts the flooder, or after `watch`.
+pub async fn flood(
+    addr: SocketAddr,
+    listeners: usize,
+    lines: usize,
+    watch: Duration,
+) -> FloodReport {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut ears = JoinSet::new();
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+    for _ in 0..listeners {
+        let mut stop = stop_rx.clone();
+        let ready = ready_tx.clone();
+        ears.spawn(async move {
+            let (mut reader, _writer, _nick) = connect(addr).await;
+            let _ = ready.send(());
+            let (mut heard, mut last) = (0, Duration::ZERO);
+            let started = Instant::now();
+            loop {
+                tokio::select! {
+                    line = reader.next() => match line {
+                        Some(line) if line.starts_with("!!!") => return (false, heard, last),
+                        Some(line) if line.contains(": flood ") => {
+                            heard += 1;
+                            last = started.elapsed();
+                        }
+                        Some(_) => {}
+                        None => return (false, heard, last),
+                    },
+                    _ = stop.changed() => return (true, heard, last),
+                }
+            }
+        });
+    }
+    drop(ready_tx);
+    for _ in 0..listeners {
+        ready_rx.recv().await.expect("a listener connected");
+    }
+    let (mut reader, mut writer, _nick) = connect(addr).await;
+    let started = Instant::now();
+    let written = Arc::new(AtomicUsize::new(0));
+    let writing = tokio::spawn({
+        let written = Arc::clone(&written);
+        async move {
+            for n in 0..lines {
+                let line = format!("flood {n}\n");
+                if writer.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+                written.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let mut cut = None;
+    let _ = tokio::time::timeout(watch, async {
+        let mut last = None;
+        while let Some(line) = reader.next().await {
+            last = Some(line);
+        }
+        cut = last.map(|line| (started.elapsed(), line));
+    })
+    .await;
+    // Let the listeners read what is still on its way, then stop them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop_tx.send(true);
+    writing.abort();
+    let mut report = FloodReport {
+        written: written.load(Ordering::Relaxed),
+        cut,
+        listeners,
+        listeners_disconnected: 0,
+        heard: (usize::MAX, 0),
+        last_heard: Duration::ZERO,
+    };
+    while let Some(result) = ears.join_next().await {
+        let (stayed, heard, last) = result.expect("a listener");
+        report.listeners_disconnected += usize::from(!stayed);
+        report.heard = (report.heard.0.min(heard), report.heard.1.max(heard));
+        report.last_heard = report.last_heard.max(last);
+    }
+    report
 }

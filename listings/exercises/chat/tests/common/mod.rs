@@ -83,10 +83,19 @@ impl Server {
 
     /// Sends SIGINT, exactly what Ctrl-C in a terminal does.
     pub fn interrupt(&self) {
+        self.signal(libc::SIGINT);
+    }
+
+    /// Sends SIGTERM, what `kill` and `docker stop` send.
+    pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
         // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child.
-        let rc = unsafe { libc::kill(pid, libc::SIGINT) };
-        assert_eq!(rc, 0, "kill(SIGINT) failed");
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({signal}) failed");
     }
 
     pub fn wait_for_exit(&mut self) -> ExitStatus {
@@ -175,12 +184,30 @@ impl Client {
     }
 
     pub async fn ws(http: SocketAddr) -> Client {
-        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws"))
+        Self::ws_from(http, None)
             .await
-            .expect("WebSocket handshake");
-        Client::Ws {
-            socket: Box::new(socket),
-            seen: Vec::new(),
+            .expect("WebSocket handshake")
+    }
+
+    /// Opens `/ws` as a page from `origin` would (`None`: no `Origin` header, as non-browser
+    /// clients do). On a refused handshake, returns the HTTP status.
+    pub async fn ws_from(http: SocketAddr, origin: Option<&str>) -> Result<Client, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{http}/ws").into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("Origin", origin.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => Ok(Client::Ws {
+                socket: Box::new(socket),
+                seen: Vec::new(),
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(e) => panic!("WebSocket handshake: {e}"),
         }
     }
 

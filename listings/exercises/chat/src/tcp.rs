@@ -1,0 +1,68 @@
+//! 行プロトコルの入り口: TCPの接続を受け付け、ソケットを`Input`のストリームと`Output`の`Sink`に変えます。
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::timeout;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tracing::{info, warn};
+
+use crate::connection::{Chat, FAREWELL_TIMEOUT, connection};
+use crate::protocol::{LineDecoder, LineEncoder};
+
+// ANCHOR: tcp
+pub async fn accept_tcp(chat: Chat, listener: TcpListener) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // ファイル記述子が足りない（EMFILE）などは一時的なことが多いので、少し待って続けます。
+                    warn!(error = %e, "接続を受け付けられませんでした");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = chat.shutdown.cancelled() => return,
+        };
+        // 席（許可証）は接続のタスクが持ち、タスクが終わるとドロップされて空きます（RAII）。
+        let Ok(seat) = Arc::clone(&chat.seats).try_acquire_owned() else {
+            info!(%peer, "満員なので断りました");
+            chat.tracker.spawn(refuse(stream, chat.full_message()));
+            continue;
+        };
+        let chat = chat.clone();
+        // ここでタスクを起動するので、次の接続をすぐ受け付けられます。
+        chat.tracker
+            .clone()
+            .spawn(tcp_connection(chat, stream, peer, seat));
+    }
+}
+
+async fn tcp_connection(
+    chat: Chat,
+    stream: TcpStream,
+    peer: SocketAddr,
+    _seat: OwnedSemaphorePermit,
+) {
+    // チャットの行は小さいので、Nagleのアルゴリズムで待たせずにすぐ送ります。
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = stream.into_split();
+    let lines = FramedRead::new(reader, LineDecoder::new(chat.config.max_line));
+    let output = FramedWrite::new(writer, LineEncoder);
+    connection(chat, peer, "tcp", lines, output).await;
+}
+
+/// 満員を1行で伝えて閉じます。
+async fn refuse(mut stream: TcpStream, line: String) {
+    let _ = timeout(FAREWELL_TIMEOUT, async {
+        stream.write_all(format!("{line}\n").as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+// ANCHOR_END: tcp
