@@ -1,4 +1,4 @@
-//! GILのないRustでは、CPUを使う仕事もI/Oを待つ仕事もスレッドで速くなることを測ります。
+//! GILのないRustでは、CPUを使う処理もI/Oを待つ処理もスレッドで速くなることを測ります。
 //!
 //! 実行方法: `cargo run --release -p gil-free`
 //! CPU集約的タスク（Σi²）を逐次・2スレッド・4スレッドで、I/O集約的タスク（sleep）を
@@ -174,14 +174,20 @@ mod tests {
             assert_eq!(parallel_io(&short, threads), short, "threads = {threads}");
         }
         let delays = [Duration::from_millis(50); 4];
-        // 4スレッドなら4つの待ちが重なります: 1回分（50 ms）以上、合計（200 ms）未満。
-        let start = Instant::now();
-        parallel_io(&delays, 4);
-        let elapsed = start.elapsed();
-        assert!(elapsed >= Duration::from_millis(50), "{elapsed:?}");
+        let sequential: Duration = delays.iter().sum();
+        // 4スレッドなら4つの待ちが重なります。ほかのプログラムがCPUを使っていても揺れないように、
+        // 上限は時間ではなく逐次実行（合計200 ms）との比で決め、3回のうち最も速い回で比べます。
+        let mut fastest = Duration::MAX;
+        for _ in 0..3 {
+            let start = Instant::now();
+            parallel_io(&delays, 4);
+            let elapsed = start.elapsed();
+            assert!(elapsed >= Duration::from_millis(50), "{elapsed:?}");
+            fastest = fastest.min(elapsed);
+        }
         assert!(
-            elapsed < Duration::from_millis(200),
-            "待ちが重なっていません: {elapsed:?}"
+            fastest < sequential.mul_f64(0.8),
+            "待ちが重なっていません: {fastest:?}"
         );
     }
 }

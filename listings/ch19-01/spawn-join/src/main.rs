@@ -1,7 +1,7 @@
 //! 2つのスレッドを起動し、`join`で終わりを待って結果を受け取ります。
 //!
 //! 実行方法: `cargo run -p spawn-join`
-//! Aは200ミリ秒、Bは100ミリ秒かかる仕事です。2つは同時に進むので、
+//! Aは200ミリ秒、Bは100ミリ秒かかる処理です。2つは同時に進むので、
 //! 全体はおよそ長いほう（200ミリ秒）で終わり、合計の300ミリ秒はかかりません。
 
 use std::thread;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 // ANCHOR: worker
 fn worker(name: &str, delay: Duration) -> String {
     println!("スレッド{name}: 開始");
-    thread::sleep(delay); // 時間のかかる仕事の代わり
+    thread::sleep(delay); // 時間のかかる処理の代わり
     println!("スレッド{name}: 完了");
     format!("{name}の結果（{}ミリ秒）", delay.as_millis())
 }
@@ -47,18 +47,24 @@ mod tests {
     #[test]
     fn both_results_arrive_and_time_is_the_max_not_the_sum() {
         let (a, b) = (Duration::from_millis(300), Duration::from_millis(200));
-        let start = Instant::now();
-        let results = run(a, b);
-        let elapsed = start.elapsed();
-        assert_eq!(
-            results,
-            ("Aの結果（300ミリ秒）".into(), "Bの結果（200ミリ秒）".into())
-        );
-        // 2つの待ちは重なるので、長いほう（300 ms）以上、合計（500 ms）未満で終わります。
-        assert!(elapsed >= a, "{elapsed:?}");
+        // ほかのプログラムがCPUを使っていても揺れないように、3回のうち最も速い回で比べます。
+        let mut fastest = Duration::MAX;
+        for _ in 0..3 {
+            let start = Instant::now();
+            let results = run(a, b);
+            let elapsed = start.elapsed();
+            assert_eq!(
+                results,
+                ("Aの結果（300ミリ秒）".into(), "Bの結果（200ミリ秒）".into())
+            );
+            // 長いほうの待ちより早く終わることはありません。
+            assert!(elapsed >= a, "{elapsed:?}");
+            fastest = fastest.min(elapsed);
+        }
+        // 2つの待ちは重なるので、順に待ったときの合計（500 ms）よりはっきり短く終わります。
         assert!(
-            elapsed < a + b,
-            "順番に実行したのと同じだけかかりました: {elapsed:?}"
+            fastest < (a + b).mul_f64(0.8),
+            "順番に実行したのとほとんど同じだけかかりました: {fastest:?}"
         );
     }
 }

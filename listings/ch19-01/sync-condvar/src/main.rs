@@ -1,8 +1,8 @@
-//! 条件変数（`Condvar`）で生産者と消費者をつなぎます。
+//! 条件変数（`Condvar`）でプロデューサーとコンシューマーをつなぎます。
 //!
 //! 実行方法: `cargo run -p sync-condvar`
-//! 生産者が5個のアイテムを作り、3つの消費者が取り合います。生産者は作り終えるとキューを閉じるので、
-//! 消費者は「もう来ない」と分かって終わります。実行するたびに順序は変わります。
+//! プロデューサーが5個のアイテムを作り、3つのコンシューマーが取り合います。プロデューサーは作り終えるとキューを閉じるので、
+//! コンシューマーは「もう来ない」と分かって終わります。実行するたびに順序は変わります。
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
@@ -35,13 +35,13 @@ impl<T> Queue<T> {
 
     fn push(&self, item: T) {
         self.state.lock().unwrap().items.push_back(item);
-        self.changed.notify_one(); // 待っている消費者を1人起こす
+        self.changed.notify_one(); // 待っているコンシューマーを1つ起こす
     }
 
     /// これ以上アイテムが来ないことを知らせます。
     fn close(&self) {
         self.state.lock().unwrap().closed = true;
-        self.changed.notify_all(); // 待っている消費者を全員起こす
+        self.changed.notify_all(); // 待っているコンシューマーをすべて起こす
     }
 
     /// アイテムを1つ取り出します。空なら来るまで待ち、閉じていて空なら`None`を返します。
@@ -71,7 +71,7 @@ impl<T> Queue<T> {
 }
 
 // ANCHOR: main
-/// 生産者1つと消費者`consumers`個を動かし、消費者ごとに受け取ったアイテムを返します。
+/// プロデューサー1つとコンシューマー`consumers`個を動かし、コンシューマーごとに受け取ったアイテムを返します。
 fn run(items: usize, consumers: usize, interval: Duration) -> Vec<Vec<String>> {
     let queue = Queue::new();
 
@@ -100,7 +100,7 @@ fn run(items: usize, consumers: usize, interval: Duration) -> Vec<Vec<String>> {
                 println!("Producer: item-{n}を生産");
                 queue.push(format!("item-{n}"));
             }
-            queue.close(); // これを忘れると、消費者は来ないアイテムを待ち続ける
+            queue.close(); // これを忘れると、コンシューマーは来ないアイテムを待ち続ける
         });
 
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn the_seed_shape_waits_forever_for_a_sixth_item() {
-        // Python版の形: 5個しか作らないのに、3つの消費者が2個ずつ（合計6回）取りに行き、キューも閉じない。
+        // Python版の形: 5個しか作らないのに、3つのコンシューマーが2個ずつ（合計6回）取りに行き、キューも閉じない。
         // 6回目の取り出しは永遠に待つので、時間制限つきの`pop_timeout`で、ちょうど1回失敗することを確かめます。
         let misses = within(|| {
             let queue = Queue::new();

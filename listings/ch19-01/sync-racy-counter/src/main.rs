@@ -2,7 +2,7 @@
 //!
 //! 実行方法: `cargo run -p sync-racy-counter`
 //! 10個のスレッドが100回ずつ数えるので期待値は1000ですが、実際の値はそれより小さくなります。
-//! 実験を3回くり返すので、値が毎回変わることも分かります。
+//! 実験を3回繰り返すので、値が毎回変わることも分かります。
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -46,7 +46,7 @@ mod tests {
 
     #[test]
     fn updates_are_lost() {
-        // 1回の実験で更新が失われないこともありえなくはないので、上限付きでくり返します。
+        // 1回の実験で更新が失われないこともありえなくはないので、上限付きで繰り返します。
         // 実際には、ほぼ毎回1回目で失われます。
         const MAX_ATTEMPTS: usize = 50;
         let lost = (1..=MAX_ATTEMPTS).find_map(|attempt| {

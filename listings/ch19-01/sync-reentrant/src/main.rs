@@ -12,7 +12,7 @@ use parking_lot::ReentrantMutex;
 
 // ANCHOR: naive
 /// Pythonの`RecursiveCounter.increment`をそのまま移したもの。
-/// `lock()`で再入すると止まったまま戻らない（またはパニックする）ので、`try_lock`で確かめます。
+/// `lock()`で再入すると、デッドロックするかパニックします（どちらになるかは決まっていません）。そこで`try_lock`で確かめます。
 fn naive_increment(counter: &Mutex<u64>) -> Result<(), TryLockError<MutexGuard<'_, u64>>> {
     let mut value = counter.try_lock()?; // 獲得できなければ、待たずに`Err`で戻る
     *value += 1;

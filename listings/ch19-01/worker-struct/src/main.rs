@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 // ANCHOR: worker
-/// 1つのスレッドで実行する仕事と、その設定です。スレッドそのものではありません。
+/// 1つのスレッドで実行する処理と、その設定です。スレッドそのものではありません。
 struct Worker {
     name: String,
     task_count: u64,
