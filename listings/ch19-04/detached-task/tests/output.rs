@@ -1,0 +1,1 @@
+book_support::output_test!();
