@@ -36,6 +36,13 @@ impl Run {
             .collect()
     }
 
+    /// 報告の行を名前順に並べたもの（報告は処理の終わった順に出るので、比べるときはこれを使う）
+    pub fn sorted_stdout(&self) -> Vec<&str> {
+        let mut lines: Vec<&str> = self.stdout.lines().collect();
+        lines.sort_unstable();
+        lines
+    }
+
     pub fn statuses(&self) -> BTreeMap<String, String> {
         self.records()
             .into_iter()
@@ -44,10 +51,16 @@ impl Run {
     }
 }
 
-/// `fileproc`を`dir`で起動し、終わるのを（上限付きで）待つ
-pub fn fileproc_in<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Run {
+/// `dir`で`fileproc`を起動するコマンド（テストが自分で起動して、途中で止めるときに使う）
+pub fn fileproc_command<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fileproc"));
     command.args(args).current_dir(dir);
+    command
+}
+
+/// `fileproc`を`dir`で起動し、終わるのを（上限付きで）待つ
+pub fn fileproc_in<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Run {
+    let command = fileproc_command(dir, args);
     let run = book_support::run_command(command, TIMEOUT);
     Run {
         status: run.status,
@@ -201,13 +214,28 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
+/// `fileproc`の一時ファイル（`.fileproc-`＋英数字6文字＋`.tmp`）か
+pub fn is_temp_name(name: &str) -> bool {
+    name.strip_prefix(".fileproc-")
+        .and_then(|rest| rest.strip_suffix(".tmp"))
+        .is_some_and(|r| r.len() == 6 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
 /// `fileproc`の一時ファイルが残っていないこと
 pub fn assert_no_temp_files(root: &Path) {
     for e in walkdir::WalkDir::new(root) {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(
-            !name.starts_with(".fileproc-"),
-            "a temporary file was left: {name}"
-        );
+        assert!(!is_temp_name(&name), "a temporary file was left: {name}");
     }
+}
+
+/// Shift_JIS＋CRLFの小さなファイルを`n`個、`n / 100`個のディレクトリに分けて作り、
+/// 変換前と変換後のバイト列を返す
+pub fn many_files(root: &Path, n: usize) -> (Vec<u8>, Vec<u8>) {
+    let text = "並行処理のテスト用のファイルです。\r\n二行目\r\n";
+    let input = encode(text, SHIFT_JIS);
+    for i in 0..n {
+        write(root, &format!("d{:02}/f{i:05}.txt", i % 100), &input);
+    }
+    (input, text.replace("\r\n", "\n").into_bytes())
 }
