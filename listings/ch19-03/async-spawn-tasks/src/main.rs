@@ -107,7 +107,11 @@ mod tests {
         });
         let start = Instant::now();
         drop(set);
-        assert_eq!(start.elapsed(), Duration::ZERO, "ドロップはタスクを待たない");
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "ドロップはタスクを待たない"
+        );
         // タスクは`sleep`の`.await`で止まったままドロップされ、その先は実行されません。
         assert!(after_rx.try_recv().is_err());
         sleep(S(20)).await;

@@ -149,7 +149,11 @@ mod tests {
         sleep(10 * delay).await; // 誰も読まずに待つ
         let start = Instant::now();
         assert_eq!(data.next().await.as_deref(), Some("データ-0"));
-        assert_eq!(start.elapsed(), delay, "待っていた10秒の間には何も作っていない");
+        assert_eq!(
+            start.elapsed(),
+            delay,
+            "待っていた10秒の間には何も作っていない"
+        );
         assert_eq!(data.next().await.as_deref(), Some("データ-1"));
         assert_eq!(start.elapsed(), 2 * delay);
         // タスクを起動しないので、裏で動いているものはありません。

@@ -86,10 +86,8 @@ async fn drop_the_handles(work: Duration) {
     sleep(work * 2).await;
 
     println!("AbortOnDropHandleをドロップします");
-    let handle = AbortOnDropHandle::new(tokio::spawn(background(
-        "AbortOnDropHandleのタスク",
-        work,
-    )));
+    let handle =
+        AbortOnDropHandle::new(tokio::spawn(background("AbortOnDropHandleのタスク", work)));
     sleep(work / 2).await;
     drop(handle); // ドロップすると`abort`でキャンセルされます
     sleep(work * 2).await;
@@ -183,7 +181,9 @@ mod tests {
         });
         let start = Instant::now();
         drop(handle);
-        done_rx.await.expect("ハンドルを捨てたタスクも最後まで動くはず");
+        done_rx
+            .await
+            .expect("ハンドルを捨てたタスクも最後まで動くはず");
         assert_eq!(start.elapsed(), 10 * SEC);
     }
 
