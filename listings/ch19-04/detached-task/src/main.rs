@@ -1,12 +1,12 @@
-//! `JoinHandle`をドロップしてもタスクは止まらないこと（切り離されること）と、止める方法を見ます。
+//! `spawn`したタスクの`JoinHandle`を`timeout`で待っても、時間切れでタスクは止まらないことと、止める方法を見ます。
 //!
 //! 実行方法: `cargo run -p detached-task`
-//! ハンドルをドロップしただけのタスクは最後まで動いて報告を送り、
-//! `abort`したタスクと`AbortOnDropHandle`をドロップしたタスクからは、報告が届きません。
+//! 時間切れでハンドルがドロップされただけのタスクは最後まで動いて報告を送り、
+//! 時間切れで`abort`したタスクと、`AbortOnDropHandle`に包んだタスクからは、報告が届きません。
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio::time::{Duration, sleep};
+use tokio::time::{Duration, sleep, timeout};
 use tokio_util::task::AbortOnDropHandle;
 
 const TICK: Duration = Duration::from_millis(100);
@@ -27,34 +27,38 @@ fn spawn_counter(report: oneshot::Sender<u32>) -> JoinHandle<()> {
 // ANCHOR_END: counter
 
 // ANCHOR: three_ways
-/// ハンドルをすぐにドロップし、タスクからの報告を待ちます。
-async fn drop_handle() -> Option<u32> {
+/// 期限は150ミリ秒です。タスクは300ミリ秒かかるので、どれも時間切れになります。
+const DEADLINE: Duration = Duration::from_millis(150);
+
+/// 間違い: 時間切れになると`JoinHandle`がドロップされるだけで、タスクは動き続けます。
+async fn timeout_only() -> Option<u32> {
     let (report, reported) = oneshot::channel();
-    let handle = spawn_counter(report);
-    drop(handle); // タスクは切り離されるだけで、動き続けます
+    let result = timeout(DEADLINE, spawn_counter(report)).await;
+    assert!(result.is_err(), "時間切れになるはずです");
     reported.await.ok()
 }
 
-/// 150ミリ秒後に`abort`でキャンセルし、タスクからの報告を待ちます。
-async fn abort_task() -> Option<u32> {
+/// 直し方1: ハンドルを`&mut`で貸して待ち、時間切れなら`abort`でキャンセルします。
+async fn timeout_then_abort() -> Option<u32> {
     let (report, reported) = oneshot::channel();
-    let handle = spawn_counter(report);
-    sleep(TICK * 3 / 2).await;
-    handle.abort();
-    let error = handle
-        .await
-        .expect_err("キャンセルしたタスクは完了しません");
-    assert!(error.is_cancelled());
+    let mut handle = spawn_counter(report);
+    if timeout(DEADLINE, &mut handle).await.is_err() {
+        handle.abort();
+        let error = handle
+            .await
+            .expect_err("キャンセルしたタスクは完了しません");
+        assert!(error.is_cancelled());
+    }
     // キャンセルされたタスクは、持っていた`report`と一緒にドロップされています。
     reported.await.ok()
 }
 
-/// `AbortOnDropHandle`に包み、150ミリ秒後にドロップしてから、タスクからの報告を待ちます。
-async fn abort_on_drop() -> Option<u32> {
+/// 直し方2: `AbortOnDropHandle`に包めば、時間切れでドロップされたときにキャンセルされます。
+async fn timeout_abort_on_drop() -> Option<u32> {
     let (report, reported) = oneshot::channel();
     let task = AbortOnDropHandle::new(spawn_counter(report));
-    sleep(TICK * 3 / 2).await;
-    drop(task); // ここでタスクがキャンセルされます
+    let result = timeout(DEADLINE, task).await;
+    assert!(result.is_err(), "時間切れになるはずです");
     reported.await.ok()
 }
 // ANCHOR_END: three_ways
@@ -68,11 +72,14 @@ fn describe(report: Option<u32>) -> String {
 
 #[tokio::main]
 async fn main() {
-    println!("ハンドルをドロップ: {}", describe(drop_handle().await));
-    println!("abortでキャンセル: {}", describe(abort_task().await));
+    println!("timeoutだけ: {}", describe(timeout_only().await));
     println!(
-        "AbortOnDropHandleをドロップ: {}",
-        describe(abort_on_drop().await)
+        "timeoutの後にabort: {}",
+        describe(timeout_then_abort().await)
+    );
+    println!(
+        "AbortOnDropHandleをtimeoutで待つ: {}",
+        describe(timeout_abort_on_drop().await)
     );
 }
 
@@ -82,26 +89,26 @@ mod tests {
     use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
-    async fn a_task_whose_handle_was_dropped_runs_to_the_end() {
+    async fn a_timed_out_task_keeps_running_to_the_end() {
         let start = Instant::now();
-        assert_eq!(drop_handle().await, Some(3));
-        // 100ミリ秒を3回。ハンドルがなくても、タスクは最後まで動いています。
+        assert_eq!(timeout_only().await, Some(3));
+        // 150ミリ秒で時間切れになった後も動き続け、100ミリ秒を3回数え終えています。
         assert_eq!(start.elapsed(), TICK * 3);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_aborted_task_never_reports() {
+    async fn aborting_after_the_timeout_cancels_the_task() {
         let start = Instant::now();
-        assert_eq!(abort_task().await, None);
-        // タスクが終わるはずの300ミリ秒を待たず、キャンセルした150ミリ秒で分かります。
-        assert_eq!(start.elapsed(), TICK * 3 / 2);
+        assert_eq!(timeout_then_abort().await, None);
+        // タスクが終わるはずの300ミリ秒を待たず、時間切れの150ミリ秒で分かります。
+        assert_eq!(start.elapsed(), DEADLINE);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn dropping_an_abort_on_drop_handle_cancels_the_task() {
+    async fn an_abort_on_drop_handle_is_cancelled_by_the_timeout() {
         let start = Instant::now();
-        assert_eq!(abort_on_drop().await, None);
-        assert_eq!(start.elapsed(), TICK * 3 / 2);
+        assert_eq!(timeout_abort_on_drop().await, None);
+        assert_eq!(start.elapsed(), DEADLINE);
     }
 
     #[test]
