@@ -1,6 +1,6 @@
 use book_support::Varies;
 
-// 失われる更新の数は実行ごとに変わります（失われることは、このクレートのテストが確かめます）。
+// 失われる更新の数は実行ごとに変わります。
 book_support::output_test!(
     Varies::nothing()
         .redact("[VALUE]", r"実際の値(?<redacted>\d+)")
