@@ -3,7 +3,7 @@
 //! 実行方法: `cargo bench -p balancer`（リリースビルドの`balancer`を起動して、数値を表示します）
 //! 1. 偏りのある負荷（短いタスクの中に長いタスクが少し混ざる）の全体の時間（makespan）を、
 //!    round-robin・least-outstanding・power-of-twoで比べます。
-//! 2. CPUの仕事のスループットを、ワーカー1・2・4個で比べます。
+//! 2. CPUを使う処理のスループットを、ワーカー1・2・4個で比べます。
 //!
 //! `cargo test`ではこのプログラムが小さな負荷で1回ずつ動き、すべての結果が返ることだけを確かめます。
 
@@ -54,7 +54,7 @@ fn main() {
         (1, 1, 20, 20, 1000, 8)
     };
 
-    // 共有のマシンで測ると、ほかのプロセスの負荷で数値が揺れます。測ったときの負荷平均も表示しておきます
+    // ほかのプロセスが動いていると数値が揺れます。測ったときの負荷平均も表示しておきます
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         let load: Vec<&str> = load.split_whitespace().take(3).collect();
         println!("負荷平均（1分、5分、15分）: {}", load.join(" "));
@@ -78,7 +78,7 @@ fn main() {
          --in-flight 4、{repeat}回の中央値",
         count - long_count
     );
-    println!("  理想（仕事の合計÷4）    {ideal:.2?}");
+    println!("  理想（処理時間の合計÷4）    {ideal:.2?}");
     for strategy in ["round-robin", "least-outstanding", "power-of-two"] {
         let args = ["--workers", "4", "--in-flight", "4", "--strategy", strategy];
         let time = median((0..repeat).map(|_| run(&args, &tasks)).collect());
@@ -86,12 +86,12 @@ fn main() {
         println!("  {strategy:<22}  {time:.2?}（理想の{ratio:.2}倍）");
     }
 
-    // 2. CPUの仕事のスループット
+    // 2. CPUを使う処理のスループット
     let tasks: Vec<String> = (0..cpu_tasks)
         .map(|id| format!(r#"{{"id":{id},"cpu":{cpu_n}}}"#))
         .collect();
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
-    println!("CPUの仕事: {cpu_tasks}タスク（Σi², n={cpu_n}）、コア{cores}個、{repeat}回の中央値");
+    println!("CPUを使う処理: {cpu_tasks}タスク（Σi², n={cpu_n}）、コア{cores}個、{repeat}回の中央値");
     let mut base = None;
     for workers in ["1", "2", "4"] {
         let args = ["--workers", workers, "--strategy", "least-outstanding"];

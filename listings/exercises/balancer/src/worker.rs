@@ -93,7 +93,7 @@ pub fn main() -> io::Result<()> {
 }
 
 /// 標準入力を別のスレッドで読み、1行ずつ渡します。入力が閉じたら、実行中のタスクの途中でも
-/// プロセスを終えます。ディスパッチャは仕事がなくなったときか、死んだときにしか閉じないからです。
+/// プロセスを終えます。ディスパッチャは渡すタスクがなくなったときか、死んだときにしか閉じないからです。
 fn watch_stdin() -> std::sync::mpsc::Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     thread::spawn(move || {
