@@ -214,6 +214,17 @@ async fn http_connections_that_never_upgrade_take_seats() {
 }
 
 #[tokio::test]
+async fn a_websocket_keeps_the_seat_of_its_http_connection() {
+    let server = Server::start(&["--max-clients", "1"]);
+    let (_web, _) = Client::welcomed(Client::ws(server.http).await).await;
+    let mut tcp = Client::tcp(server.tcp).await;
+    assert_eq!(
+        tcp.rest_until_closed().await,
+        ["!!! 満員です（最大1人）。しばらくしてから接続してください"]
+    );
+}
+
+#[tokio::test]
 async fn websocket_pages_from_other_origins_are_refused() {
     let server = Server::start(&["--allow-origin", "https://chat.example.com"]);
     let same = format!("http://{}", server.http);
