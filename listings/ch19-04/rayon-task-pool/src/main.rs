@@ -1,8 +1,8 @@
-//! CPUを使い続ける仕事を、rayonのスレッドプールで並列に実行します。
-//! 結果は仕事ごとの`Result`で受け取るので、1つが失敗してもほかの結果は失われません。
+//! CPUを使い続けるタスクを、rayonのスレッドプールで並列に実行します。
+//! 結果はタスクごとの`Result`で受け取るので、1つが失敗してもほかの結果は失われません。
 //!
 //! 実行方法: `cargo run --release -p rayon-task-pool`
-//! 時間を測るので`--release`を付けます。2コアのマシンなら逐次実行の約2倍の速さになります。
+//! 時間を測るので`--release`を付けます。速度比はコアの数と、ほかの負荷によって変わります（2コアなら2倍弱）。
 
 use std::error::Error;
 use std::fmt;
@@ -41,13 +41,13 @@ fn sum_of_squares(n: u64) -> Result<u64, Overflow> {
 
 // ANCHOR: main
 fn main() -> Result<(), Box<dyn Error>> {
-    // デバッグビルド（`cargo test`）では仕事を小さくして、テストを速く保ちます。
+    // デバッグビルド（`cargo test`）ではタスクを小さくして、テストを速く保ちます。
     let n = if cfg!(debug_assertions) {
         30_000
     } else {
         3_000_000
     };
-    // 40件の仕事のうち、1件だけは大きすぎて途中で桁あふれします。
+    // 40件のタスクのうち、1件だけは大きすぎて途中で桁あふれします。
     let mut inputs = vec![n; 40];
     inputs[10] = 10_000_000;
 
@@ -66,11 +66,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     // `par_iter`から`collect`したベクタは、終わった順ではなく入力の順に並びます。
     for (index, result) in parallel.iter().enumerate() {
         if let Err(e) = result {
-            println!("仕事{index}でエラー: {e}");
+            println!("タスク{index}でエラー: {e}");
         }
     }
     let ok = parallel.iter().filter(|r| r.is_ok()).count();
-    println!("成功: {ok}件（仕事0の結果: {:?}）", parallel[0]);
+    println!("成功: {ok}件（タスク0の結果: {:?}）", parallel[0]);
     println!(
         "逐次と並列の結果は入力の順に一致: {}",
         sequential == parallel

@@ -4,5 +4,5 @@ use book_support::Varies;
 book_support::output_test!(
     Varies::nothing()
         .durations()
-        .any_order(r"^  仕事\d+(: \S+\.(example|invalid)|でエラー)")
+        .any_order(r"^  ジョブ\d+(: \S+\.(example|invalid)|でエラー)")
 );
