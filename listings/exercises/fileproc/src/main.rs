@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// `-q`はエラーだけ、既定は警告まで、`-v`で進み具合、`-vv`でファイルごとのログ
+/// `-q`はエラーだけ、既定は警告まで、`-v`で処理の概要、`-vv`でファイルごとのログ
 fn init_logging(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => Level::ERROR,
