@@ -1,30 +1,62 @@
-//! The book as a whole: it builds, every page exists, nothing is left unexpanded,
-//! and every listing crate is shown somewhere.
+//! The book as a whole: it builds, every page exists, nothing is left unexpanded, every
+//! link resolves, no stray space shows between Japanese words, and every listing crate is
+//! included somewhere.
 //! (Broken includes and anchors are caught earlier, by build.rs; each listing's
 //! `output.txt` is checked by that listing's own test.)
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use book_markdown::{directives, is_cjk};
 use mdbook_driver::MDBook;
 use mdbook_driver::book::BookItem;
+use scraper::{ElementRef, Html, Node, Selector};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The HTML book, built once for all the tests of this file (the same build as
+/// `cargo xtask build`: diagrams rendered, search index written).
+fn html_dir() -> &'static Path {
+    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_dir, html) = BUILT.get_or_init(|| {
+        let out = tempfile::tempdir().unwrap();
+        let html = xtask::build_book(&root(), Some(out.path())).expect("the HTML book builds");
+        (out, html)
+    });
+    html
+}
+
+/// The chapters of the built book (not the pages mdBook generates from them).
+fn chapter_pages() -> Vec<(String, String)> {
+    xtask::files_with_extension(html_dir(), "html")
+        .unwrap()
+        .into_iter()
+        .filter_map(|page| {
+            let rel = page
+                .strip_prefix(html_dir())
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            let generated = rel.starts_with("pagefind/")
+                || ["index.html", "print.html", "404.html", "toc.html"].contains(&rel.as_str());
+            (!generated).then(|| (rel, fs::read_to_string(&page).unwrap()))
+        })
+        .collect()
+}
+
 #[test]
 fn the_html_book_builds_and_every_link_resolves() {
-    let out = tempfile::tempdir().unwrap();
-    // the same build as `cargo xtask build`: diagrams rendered, search index written
-    let html_dir = xtask::build_book(&root(), Some(out.path())).expect("the HTML book builds");
+    let html_dir = html_dir();
     assert!(html_dir.join("index.html").exists());
     assert!(
         html_dir.join("pagefind/pagefind-entry.json").exists(),
         "the search index was written"
     );
     let book = MDBook::load(root()).expect("the book loads (every page in SUMMARY.md exists)");
-    let pages = xtask::files_with_extension(&html_dir, "html").unwrap();
+    let pages = xtask::files_with_extension(html_dir, "html").unwrap();
     for page in &pages {
         let html = fs::read_to_string(page).unwrap();
         assert!(
@@ -47,7 +79,7 @@ fn the_html_book_builds_and_every_link_resolves() {
         }
     }
 
-    let links = xtask::check_links(&html_dir).unwrap();
+    let links = xtask::check_links(html_dir).unwrap();
     let broken: Vec<String> = links
         .broken
         .iter()
@@ -66,29 +98,165 @@ fn the_html_book_builds_and_every_link_resolves() {
     }
 }
 
-#[test]
-fn every_listing_crate_is_shown_in_the_book() {
-    let pages = xtask::files_with_extension(&root().join("src"), "md").unwrap();
-    let text: String = pages
-        .iter()
-        .map(|p| fs::read_to_string(p).unwrap())
-        .collect();
+/// The visible text of `el`, with code (`<pre>`, `<code>`, …) replaced by `\u{E000}` and every
+/// block boundary by `\u{E001}`: a space next to either is not between two words of prose.
+fn prose_text(el: ElementRef, out: &mut String) {
+    for child in el.children() {
+        match child.value() {
+            Node::Text(text) => out.push_str(text),
+            Node::Element(e) => {
+                let child = ElementRef::wrap(child).unwrap();
+                match e.name() {
+                    "pre" | "code" | "kbd" | "script" | "style" | "svg" | "img" => {
+                        out.push('\u{E000}')
+                    }
+                    "p" | "li" | "ul" | "ol" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "div"
+                    | "table" | "thead" | "tbody" | "tr" | "td" | "th" | "blockquote" | "dl"
+                    | "dt" | "dd" | "br" | "hr" | "section" | "header" | "footer" | "nav"
+                    | "figure" | "figcaption" | "details" | "summary" => {
+                        out.push('\u{E001}');
+                        prose_text(child, out);
+                        out.push('\u{E001}');
+                    }
+                    _ => prose_text(child, out),
+                }
+            }
+            _ => {}
+        }
+    }
+}
 
+/// The stray spaces in `text` (see [`prose_text`]): a whitespace run between two Japanese
+/// characters, or after `。` or `、` and before more text of the same block. Returns each with
+/// a few characters around it.
+fn stray_spaces(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && chars[i].is_whitespace() {
+            i += 1;
+        }
+        let (Some(&before), Some(&after)) = (chars[..start].last(), chars.get(i)) else {
+            continue;
+        };
+        let boundary = |c: char| c == '\u{E001}';
+        let stray = (is_cjk(before) && is_cjk(after))
+            || (['。', '、'].contains(&before) && !boundary(after));
+        if stray && !boundary(before) {
+            let from = start.saturating_sub(8);
+            let to = (i + 8).min(chars.len());
+            let context: String = chars[from..to]
+                .iter()
+                .map(|&c| match c {
+                    '\u{E000}' => '□',
+                    '\u{E001}' => '¶',
+                    '\n' => '⏎',
+                    c => c,
+                })
+                .collect();
+            found.push(context);
+        }
+    }
+    found
+}
+
+#[test]
+fn no_stray_space_between_japanese_words_in_the_built_html() {
+    let main = Selector::parse("main").unwrap();
+    let mut stray = Vec::new();
+    let mut latin_spaces = 0;
+    for (rel, html) in chapter_pages() {
+        let doc = Html::parse_document(&html);
+        for el in doc.select(&main) {
+            let mut text = String::new();
+            prose_text(el, &mut text);
+            stray.extend(
+                stray_spaces(&text)
+                    .into_iter()
+                    .map(|c| format!("{rel}: {c}")),
+            );
+            let chars: Vec<char> = text.chars().collect();
+            latin_spaces += chars
+                .windows(3)
+                .filter(|w| w[0].is_ascii_alphabetic() && w[1] == ' ' && w[2].is_ascii_alphabetic())
+                .count();
+        }
+    }
+    assert!(
+        stray.is_empty(),
+        "{} stray space(s) between Japanese words (a line break inside a paragraph in src/, \
+         or a space typed by hand):\n{}",
+        stray.len(),
+        stray.join("\n")
+    );
+    assert!(
+        latin_spaces > 0,
+        "no space between Latin words is left in the prose: the check must not remove those"
+    );
+}
+
+#[test]
+fn stray_spaces_are_told_apart_from_deliberate_ones() {
+    let doc = Html::parse_fragment(
+        "<main><p>待ちました。\nRustでも同じです。</p><p>スレッド と タスク、 Rust</p>\
+         <p>Latin words stay. 日本語<code>x </code> です</p><pre>日本 語</pre><p>終わり。</p>\n<p>次</p></main>",
+    );
+    let mut text = String::new();
+    prose_text(
+        doc.select(&Selector::parse("main").unwrap())
+            .next()
+            .unwrap(),
+        &mut text,
+    );
+    let found = stray_spaces(&text);
+    assert_eq!(found.len(), 4, "{found:?}");
+}
+
+#[test]
+fn every_listing_crate_is_included_by_a_page() {
+    let src = root().join("src");
+    let mut included = Vec::new();
+    for page in xtask::files_with_extension(&src, "md").unwrap() {
+        let text = fs::read_to_string(&page).unwrap();
+        for directive in directives(&text).into_iter().flatten() {
+            if ["include", "rustdoc_include", "playground"].contains(&directive.kind.as_str()) {
+                let target = page.parent().unwrap().join(&directive.path);
+                included.push(normalize(&target));
+            }
+        }
+    }
     let mut orphans = Vec::new();
     for dir in xtask::listing_dirs(&root()).unwrap() {
-        let rel = dir
-            .strip_prefix(root())
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
-        if !text.contains(&format!("{rel}/")) {
-            orphans.push(rel);
+        if !included.iter().any(|file| file.starts_with(&dir)) {
+            orphans.push(dir.strip_prefix(root()).unwrap().display().to_string());
         }
     }
     assert!(
         orphans.is_empty(),
-        "listing crates that no page includes: {orphans:?}"
+        "listing crates that no page includes with {{{{#include}}}} or {{{{#rustdoc_include}}}} \
+         (a path mentioned in prose does not count): {orphans:?}"
     );
+}
+
+/// `a/b/../c` → `a/c`, without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[test]
@@ -97,11 +265,78 @@ fn every_listing_with_output_has_a_drift_test() {
         .unwrap()
         .into_iter()
         .filter(|dir| dir.join("output.txt").exists())
-        .filter(|dir| !xtask::tests_mention(dir, "book_support::output_test!()"))
+        .filter(|dir| !xtask::tests_mention(dir, "book_support::output_test!("))
         .map(|dir| dir.display().to_string())
         .collect();
     assert!(
         missing.is_empty(),
-        "output.txt without `book_support::output_test!()`: {missing:?}"
+        "output.txt without `book_support::output_test!(…)`: {missing:?}"
+    );
+}
+
+/// The features cargo turns on for each package when it builds `args` (`cargo tree`).
+fn features(
+    args: &[&str],
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "tree",
+            "--quiet",
+            "--offline",
+            "--prefix",
+            "none",
+            "--format",
+            "{p} [{f}]",
+        ])
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut found = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some((package, rest)) = line.split_once(" [") else {
+            continue;
+        };
+        let name_version = package.split(" (").next().unwrap().to_string();
+        let features = rest.split(']').next().unwrap_or_default();
+        found.entry(name_version).or_default().extend(
+            features
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(String::from),
+        );
+    }
+    found
+}
+
+/// `cargo xtask serve` after `cargo test` must not compile Pagefind and its dependencies again:
+/// the features cargo turns on for xtask's dependencies must be those of the whole workspace.
+#[test]
+fn cargo_xtask_reuses_the_test_build() {
+    let alone = features(&["--package", "xtask", "--edges", "normal"]);
+    let workspace = features(&["--workspace", "--edges", "normal,dev"]);
+    let mut missing = Vec::new();
+    for (package, wanted) in &workspace {
+        if let Some(have) = alone.get(package)
+            && have != wanted
+        {
+            let extra: Vec<&String> = wanted.difference(have).collect();
+            let only_alone: Vec<&String> = have.difference(wanted).collect();
+            missing.push(format!(
+                "{package}: add {extra:?}, not in the workspace {only_alone:?}"
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "`cargo xtask` would build these with other features than `cargo test`, so it would \
+         compile them again; add the features to the `unify-…` dependencies in xtask/Cargo.toml:\n{}",
+        missing.join("\n")
     );
 }

@@ -113,6 +113,20 @@ fn serve(root: &Path, port: u16) -> Result<()> {
 }
 
 fn bless(root: &Path, packages: &[&str]) -> Result<()> {
+    // Recordings of one compiler only: the compile errors and panic messages shown in the
+    // book are its exact words. Re-recording a few listings with another compiler would mix
+    // two; re-recording all of them moves the book to this one.
+    let current = book_support::current_rustc();
+    let recorded = book_support::recorded_rustc();
+    if !packages.is_empty()
+        && let Some(recorded) = &recorded
+        && book_support::release(recorded) != book_support::release(&current)
+    {
+        bail!(
+            "the recordings were made with `{recorded}`, this is `{current}`: re-record them \
+             all with `cargo xtask bless` (no names), or use the recorded compiler"
+        );
+    }
     let mut dirs = xtask::listing_dirs(root)?;
     if !packages.is_empty() {
         let mut chosen = Vec::new();
@@ -176,6 +190,19 @@ fn bless(root: &Path, packages: &[&str]) -> Result<()> {
             test_recording(root, dir, ("TRYBUILD", "overwrite"))?;
             println!("recorded {rel}/tests/ui/*.stderr");
         }
+    }
+    if packages.is_empty() || recorded.is_none() {
+        let file = root.join(book_support::RECORDED_FILE);
+        fs::write(
+            &file,
+            format!(
+                "# The compiler `cargo xtask bless` last re-recorded the outputs with (written by bless).\n\
+                 # The exact compiler text shown in the book (listings/*/compile-fail/tests/ui/*.stderr, panic\n\
+                 # messages in output.txt) is compared only on this release; see README.\n\
+                 {current}\n"
+            ),
+        )?;
+        println!("recorded {}: {current}", book_support::RECORDED_FILE);
     }
     Ok(())
 }
