@@ -91,7 +91,9 @@ fn main() {
         .map(|id| format!(r#"{{"id":{id},"cpu":{cpu_n}}}"#))
         .collect();
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
-    println!("CPUを使う処理: {cpu_tasks}タスク（Σi², n={cpu_n}）、コア{cores}個、{repeat}回の中央値");
+    println!(
+        "CPUを使う処理: {cpu_tasks}タスク（Σi², n={cpu_n}）、コア{cores}個、{repeat}回の中央値"
+    );
     let mut base = None;
     for workers in ["1", "2", "4"] {
         let args = ["--workers", workers, "--strategy", "least-outstanding"];
