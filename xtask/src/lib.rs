@@ -32,8 +32,90 @@ pub fn build_book(root: &Path, dest: Option<&Path>) -> Result<PathBuf> {
     book.with_preprocessor(Diagrams);
     book.build().map_err(|e| anyhow!("{e:#}"))?;
     let html = book.build_dir_for("html");
+    let title = book.config.book.title.clone().unwrap_or_default();
+    add_link_previews(&html, &title)?;
     index_for_search(&html)?;
     Ok(html)
+}
+
+/// How many characters of a page's first paragraph its link preview shows.
+const DESCRIPTION_CHARS: usize = 120;
+
+/// Gives each page a description and Open Graph tags taken from its first paragraph, so a
+/// link to it pasted into a chat shows what the page is about, not only the book's title.
+/// (mdBook writes `<meta name="description">` with the book's description on every page;
+/// a plain `mdbook build` keeps that.) Returns how many pages got one.
+pub fn add_link_previews(html: &Path, book_title: &str) -> Result<usize> {
+    let main_p = scraper::Selector::parse("main > p").unwrap();
+    let h1 = scraper::Selector::parse("main h1").unwrap();
+    let description_tag = regex::Regex::new(r#"<meta name="description" content="[^"]*">"#)?;
+    let mut pages = 0;
+    for page in files_with_extension(html, "html")? {
+        let rel = page
+            .strip_prefix(html)?
+            .to_string_lossy()
+            .replace('\\', "/");
+        if rel.starts_with("pagefind/")
+            || ["print.html", "toc.html", "404.html"].contains(&rel.as_str())
+        {
+            continue;
+        }
+        let text = fs::read_to_string(&page)?;
+        let doc = scraper::Html::parse_document(&text);
+        let squash = |el: scraper::ElementRef| {
+            el.text()
+                .collect::<String>()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let Some(paragraph) = doc.select(&main_p).map(squash).find(|t| !t.is_empty()) else {
+            continue;
+        };
+        let heading = doc.select(&h1).next().map(squash).unwrap_or_default();
+        let description = summarize(&paragraph, DESCRIPTION_CHARS);
+        let attr = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('"', "&quot;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let tags = format!(
+            "<meta name=\"description\" content=\"{d}\">\n        \
+             <meta property=\"og:type\" content=\"article\">\n        \
+             <meta property=\"og:site_name\" content=\"{s}\">\n        \
+             <meta property=\"og:title\" content=\"{t}\">\n        \
+             <meta property=\"og:description\" content=\"{d}\">\n        \
+             <meta name=\"twitter:card\" content=\"summary\">",
+            d = attr(&description),
+            s = attr(book_title),
+            t = attr(if heading.is_empty() {
+                book_title
+            } else {
+                &heading
+            }),
+        );
+        if !description_tag.is_match(&text) {
+            anyhow::bail!("{rel}: mdBook's <meta name=\"description\"> tag is missing");
+        }
+        let text = description_tag.replace(&text, regex::NoExpand(&tags));
+        fs::write(&page, text.as_ref())?;
+        pages += 1;
+    }
+    Ok(pages)
+}
+
+/// The first `max` characters of `text`, cut after the last full sentence (「。」) that fits,
+/// or with an ellipsis when not even one does.
+fn summarize(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(max).collect();
+    match head.rfind('。') {
+        Some(end) if end > head.len() / 3 => head[..end + '。'.len_utf8()].to_owned(),
+        _ => format!("{}…", head.chars().take(max - 1).collect::<String>()),
+    }
 }
 
 /// Pages that repeat other pages' text: indexing them would give every hit twice.
@@ -76,6 +158,15 @@ pub fn index_for_search(html: &Path) -> Result<usize> {
                 continue;
             }
             let mut content = fs::read_to_string(&page)?;
+            // Code is not what a reader searches the prose for: the comments of a long
+            // solution would outrank the page that explains a term, and give the same
+            // excerpt under several headings. API names are found in the prose around it.
+            content = content
+                .replace("<pre>", "<pre data-pagefind-ignore>")
+                .replace(
+                    "<pre class=\"playground\">",
+                    "<pre class=\"playground\" data-pagefind-ignore>",
+                );
             if OVERVIEW_PAGES.contains(&rel.as_str()) {
                 content = content.replacen("<main>", r#"<main data-pagefind-weight="0.2">"#, 1);
             }
@@ -187,20 +278,108 @@ pub fn render_diagrams(markdown: &str) -> String {
     })
 }
 
-/// The router of the static book server: the files of `dir`, plus
-/// `/__xtask/generation`, which `theme/reload.js` polls to reload after a rebuild.
+/// The path the book is published under: `book.toml`'s `site-url` (such as `/ch19/`, which
+/// `404.html` takes its assets from), overridden by `MDBOOK_OUTPUT__HTML__SITE_URL` as mdBook
+/// allows; `/` when it is not set.
+pub fn site_path(root: &Path) -> Result<String> {
+    let book = MDBook::load(root).map_err(|e| anyhow!("{e:#}"))?;
+    let url = book
+        .config
+        .get::<String>("output.html.site-url")
+        .map_err(|e| anyhow!("{e:#}"))?
+        .unwrap_or_default();
+    let path = url.trim_matches('/');
+    Ok(if path.is_empty() {
+        "/".to_owned()
+    } else {
+        format!("/{path}/")
+    })
+}
+
+/// The script that reloads a page of `cargo xtask serve` after a rebuild. It is not part of
+/// the book: [`router`] adds it to the pages it serves when asked to.
+const RELOAD_JS: &str = include_str!("reload.js");
+
+/// The static book server of `cargo xtask serve` and of the browser test, serving as GitHub
+/// Pages does: the files of `dir` under `base` (the book's [`site_path`], e.g. `/ch19/`;
+/// `/` and `/ch19` redirect there), and `404.html` with status 404 for anything else.
+///
+/// With `live_reload` (`cargo xtask serve`), every HTML page also gets a `<script>` that polls
+/// `/__xtask/generation` (the counter, bumped after each rebuild) and reloads the page when it
+/// changes. The built book itself has no such script.
 pub fn router(
     dir: &Path,
-    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    base: &str,
+    live_reload: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 ) -> axum::Router {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::http::{StatusCode, header};
+    use axum::response::{IntoResponse, Redirect, Response};
     use axum::routing::get;
+    use std::sync::Arc;
     use std::sync::atomic::Ordering;
-    axum::Router::new()
-        .route(
-            "/__xtask/generation",
-            get(move || async move { generation.load(Ordering::SeqCst).to_string() }),
-        )
-        .fallback_service(tower_http::services::ServeDir::new(dir))
+    use tower_http::services::{ServeDir, ServeFile};
+
+    let base: Arc<str> = match base.trim_matches('/') {
+        "" => "/".into(),
+        path => format!("/{path}/").into(),
+    };
+    let inject = live_reload.is_some();
+    let files = ServeDir::new(dir).not_found_service(ServeFile::new(dir.join("404.html")));
+    let book = move |mut request: Request| {
+        let (base, mut files) = (Arc::clone(&base), files.clone());
+        async move {
+            let path = request.uri().path();
+            if path == "/" || format!("{path}/") == *base {
+                return Redirect::temporary(&base).into_response();
+            }
+            // Outside the book: ask for a file that does not exist, to get the 404 page.
+            let rest = path.strip_prefix(&*base).unwrap_or(".not-found");
+            let query = request.uri().query().map(|q| format!("?{q}"));
+            let uri = format!("/{rest}{}", query.unwrap_or_default());
+            *request.uri_mut() = uri
+                .parse()
+                .unwrap_or_else(|_| axum::http::Uri::from_static("/.not-found"));
+            let response = match files.try_call(request).await {
+                Ok(response) => response.map(Body::new),
+                Err(e) => {
+                    return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+                }
+            };
+            let is_html = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+            if !(inject && is_html) {
+                return response;
+            }
+            let (mut parts, body) = response.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            };
+            let page = String::from_utf8_lossy(&bytes).replacen(
+                "</body>",
+                "<script src=\"/__xtask/reload.js\"></script></body>",
+                1,
+            );
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(page))
+        }
+    };
+    let mut router = axum::Router::new();
+    if let Some(generation) = live_reload {
+        router = router
+            .route(
+                "/__xtask/generation",
+                get(move || async move { generation.load(Ordering::SeqCst).to_string() }),
+            )
+            .route(
+                "/__xtask/reload.js",
+                get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], RELOAD_JS) }),
+            );
+    }
+    router.fallback(book)
 }
 
 /// Links found in the built book.

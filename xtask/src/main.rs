@@ -74,7 +74,9 @@ fn sources_fingerprint(root: &Path) -> (usize, SystemTime) {
 
 fn serve(root: &Path, port: u16) -> Result<()> {
     let out = build(root)?;
-    // Bumped after every rebuild; theme/reload.js polls it and reloads the page.
+    // Served under the path the book is published under, so that 404.html works as online.
+    let base = xtask::site_path(root)?;
+    // Bumped after every rebuild; the reload script the server adds to each page polls it.
     let generation = Arc::new(AtomicU64::new(1));
 
     let watcher_root = root.to_path_buf();
@@ -104,10 +106,10 @@ fn serve(root: &Path, port: u16) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on 127.0.0.1:{port} (try --port)"))?;
         println!(
-            "serving the book on http://{}/ (Ctrl-C to stop)",
+            "serving the book on http://{}{base} (Ctrl-C to stop)",
             listener.local_addr()?
         );
-        axum::serve(listener, xtask::router(&out, generation)).await?;
+        axum::serve(listener, xtask::router(&out, &base, Some(generation))).await?;
         Ok(())
     })
 }

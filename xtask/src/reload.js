@@ -1,7 +1,7 @@
-// `cargo xtask serve`で配信しているときだけ、本の再ビルド後にページを読み直します。
-// 他の方法（`mdbook serve`や静的ホスティング）では最初の問い合わせが失敗し、何もしません。
+// `cargo xtask serve`だけが配るスクリプトです（本には含まれません）。xtaskのサーバーが
+// 配信するHTMLに<script>として差し込み、本が再ビルドされたらページを読み直します。
 (function () {
-    if (!["localhost", "127.0.0.1", "[::1]"].includes(location.hostname)) return;
+    "use strict";
     const url = "/__xtask/generation";
     let seen = null;
     async function poll() {
@@ -12,7 +12,7 @@
             setTimeout(poll, 2000); // サーバーの再起動中
             return;
         }
-        if (!response.ok) return; // xtask以外のサーバー
+        if (!response.ok) return;
         const generation = await response.text();
         if (seen !== null && generation !== seen) {
             location.reload();
