@@ -34,11 +34,13 @@ impl IdWindow {
         if !self.seen.insert(id) {
             return false;
         }
-        self.order.push_back(id);
-        if self.order.len() > self.capacity {
-            let oldest = self.order.pop_front().expect("the window is not empty");
+        // 先に古いものを忘れてから覚えるので、順序の列は`capacity`件を超えて伸びません
+        if self.order.len() >= self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
             self.seen.remove(&oldest);
         }
+        self.order.push_back(id);
         true
     }
 }
