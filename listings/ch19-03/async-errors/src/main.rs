@@ -109,8 +109,8 @@ async fn main() {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::env;
+    use std::process::Command;
 
     use super::*;
 
@@ -149,27 +149,41 @@ mod tests {
         );
     }
 
-    /// `try_join!`が返った後、他の`Future`は裏で動き続けたりしません（ドロップされています）。
-    /// Pythonの`gather`は、1つが例外を投げても他のタスクを動かし続けます。
+    /// 下の`try_join_drops_the_unfinished_futures`が子プロセスとして実行する補助テストです。
+    /// リストの`fail_fast`そのものを呼び、返った後に一時停止した時計で10秒進めます。
     #[tokio::test(start_paused = true)]
-    async fn try_join_drops_the_unfinished_futures() {
-        let finished = Arc::new(AtomicUsize::new(0));
-        let tracked = |name: &'static str, secs: u64, fail: bool| {
-            let finished = Arc::clone(&finished);
-            async move {
-                let result = may_fail(name, Duration::from_secs(secs), fail).await;
-                finished.fetch_add(1, Ordering::SeqCst);
-                result
-            }
-        };
-        let result = tokio::try_join!(tracked("D", 3, false), tracked("E", 1, true));
-        assert!(result.is_err());
+    #[ignore = "try_join_drops_the_unfinished_futuresから子プロセスとして実行されます"]
+    async fn fail_fast_then_wait_10_seconds() {
+        assert_eq!(fail_fast(SEC).await, Err(TaskError { name: "E".into() }));
         sleep(10 * SEC).await;
-        assert_eq!(
-            finished.load(Ordering::SeqCst),
-            1,
-            "終わったのは失敗したEだけ"
-        );
+        println!("10秒待ちました");
+    }
+
+    /// `try_join!`が返った後、DとFの`Future`は裏で動き続けたりしません（ドロップされています）。
+    /// Pythonの`gather`は、1つが例外を投げても他のタスクを動かし続けます。
+    /// `may_fail`が出力する行を見るために、補助テストをこのテストバイナリの子プロセスとして動かします。
+    #[test]
+    fn try_join_drops_the_unfinished_futures() {
+        let output = Command::new(env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "tests::fail_fast_then_wait_10_seconds",
+                "--nocapture",
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{output:?}");
+        assert!(stdout.contains("タスクE: 失敗"), "{stdout}");
+        assert!(stdout.contains("10秒待ちました"), "{stdout}");
+        for name in ["D", "F"] {
+            assert!(stdout.contains(&format!("タスク{name}: 開始")), "{stdout}");
+            assert!(
+                !stdout.contains(&format!("タスク{name}: 完了")),
+                "タスク{name}が、try_join!が返った後に完了しました:\n{stdout}"
+            );
+        }
     }
 
     #[tokio::test]
