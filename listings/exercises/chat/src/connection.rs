@@ -237,6 +237,13 @@ async fn write_lines<Si>(
     Si::Error: fmt::Display,
 {
     loop {
+        // 溜まっているものは待たずに取り出し、空のときだけ`select!`で待ちます。
+        if taken.is_none() {
+            *taken = match pings.try_recv() {
+                Ok(n) => Some(Output::Ping(n)),
+                Err(_) => inbox.try_recv().map(Output::Line),
+            };
+        }
         if taken.is_none() {
             *taken = Some(tokio::select! {
                 biased;
