@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::process::Command;
+use std::time::Duration;
 
 const EXE: &str = env!("CARGO_BIN_EXE_process-basics");
 
@@ -56,4 +57,15 @@ fn unknown_arguments_are_an_error_not_a_new_parent() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("使い方"));
     assert!(output.stdout.is_empty(), "子プロセスを起動してはいけません");
+}
+
+#[test]
+fn the_three_children_run_at_the_same_time() {
+    // 子はそれぞれ100・200・300ミリ秒眠ります。同時に動くので、全体は合計の600ミリ秒ではなく、
+    // いちばん長い300ミリ秒に近い時間で終わります。
+    let waits = [100, 200, 300].map(Duration::from_millis);
+    book_support::assert_waits_overlap("3つの子プロセス", &waits, || {
+        let output = Command::new(EXE).output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+    });
 }
