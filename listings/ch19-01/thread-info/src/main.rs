@@ -135,4 +135,21 @@ mod tests {
             handle.join().unwrap();
         }
     }
+
+    #[test]
+    fn dropping_the_handle_detaches_the_thread_it_keeps_running() {
+        // 本文の主張: `JoinHandle`をドロップしてもスレッドは止まらず、動き続けます。
+        let (to_thread, from_main) = std::sync::mpsc::channel::<u32>();
+        let (to_main, from_thread) = std::sync::mpsc::channel::<u32>();
+        let handle = thread::spawn(move || {
+            for n in from_main {
+                to_main.send(n * 2).unwrap();
+            }
+        });
+        drop(handle);
+        // ハンドルを捨てた後でも、スレッドは受け取って返事をします。
+        to_thread.send(21).unwrap();
+        assert_eq!(from_thread.recv_timeout(Duration::from_secs(5)), Ok(42));
+        drop(to_thread); // 送信側を閉じると、スレッドのループが終わります。
+    }
 }
