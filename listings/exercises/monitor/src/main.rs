@@ -10,7 +10,7 @@
 //!   cargo run -p monitor -- --config rules.toml --replay samples.jsonl
 //! は、`--samples`で記録したサンプルにルールを当て直します（ルールを試すのに使います）。
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -36,7 +36,7 @@ use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use sysinfo::{DiskRefreshKind, Disks, Networks, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task;
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -80,6 +80,9 @@ struct Memory {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Disk {
     mount: String,
+    /// ファイルシステムの種類（`ext4`、`overlay`、`nfs`など）
+    #[serde(default)]
+    fs_type: String,
     total_bytes: u64,
     available_bytes: u64,
 }
@@ -89,6 +92,11 @@ struct Network {
     interface: String,
     rx_bytes_per_sec: f64,
     tx_bytes_per_sec: f64,
+    /// 起動してからの受信・送信の合計（OSのカウンタそのもの）。/metricsにはこちらを出します
+    #[serde(default)]
+    rx_bytes_total: u64,
+    #[serde(default)]
+    tx_bytes_total: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -268,6 +276,8 @@ impl Sampler for SystemSampler {
                 interface: name.to_string_lossy().into_owned(),
                 rx_bytes_per_sec: round1(data.received() as f64 / seconds),
                 tx_bytes_per_sec: round1(data.transmitted() as f64 / seconds),
+                rx_bytes_total: data.total_received(),
+                tx_bytes_total: data.total_transmitted(),
             })
             .collect();
         networks.sort_by(|a, b| a.interface.cmp(&b.interface));
@@ -294,6 +304,7 @@ impl Sampler for SystemSampler {
             disks: (self.disks.iter())
                 .map(|d| Disk {
                     mount: d.mount_point().to_string_lossy().into_owned(),
+                    fs_type: d.file_system().to_string_lossy().into_owned(),
                     total_bytes: d.total_space(),
                     available_bytes: d.available_space(),
                 })
@@ -333,6 +344,15 @@ struct RuleSpec {
     clear_for: Option<Hold>,
     #[serde(default)]
     severity: Severity,
+    /// 当てる系列の名前（マウントポイント、インターフェース、`cpu0`）のglob。省略するとすべて
+    #[serde(default)]
+    targets: Vec<toml::Spanned<String>>,
+    /// 当てない系列の名前のglob（例: `["veth*", "docker*"]`、`["/snap/*"]`）
+    #[serde(default)]
+    exclude: Vec<toml::Spanned<String>>,
+    /// disk_percentで当てないファイルシステムの種類（例: `["overlay", "tmpfs", "squashfs"]`）
+    #[serde(default)]
+    exclude_fs_types: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -432,27 +452,10 @@ impl TryFrom<String> for Hold {
 
 /// `"500ms"`、`"30s"`、`"5m"`、`"1h"`を読みます（`--interval`でも使います）
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits);
-    let n: u64 = number.parse().map_err(|_| {
-        format!("\"{text}\"は長さとして読めません。\"3 samples\"、\"500ms\"、\"30s\"、\"5m\"のように書きます")
-    })?;
-    let millis_per_unit = match unit.trim() {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        other => {
-            return Err(format!(
-                "\"{text}\"の単位\"{other}\"が分かりません。ms、s、m、hのどれかを使います"
-            ));
-        }
-    };
-    let millis = n
-        .checked_mul(millis_per_unit)
-        .ok_or_else(|| format!("\"{text}\"は長すぎます"))?;
-    Ok(Duration::from_millis(millis))
+    // 時間の書き方は、ほかの練習問題のツールと同じ`humantime`です（`500ms`、`30s`、`5m`、`1h30m`）
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("\"{text}\"は長さとして読めません（{e}）。\"3 samples\"、\"500ms\"、\"30s\"、\"5m\"のように書きます")
+    })
 }
 // ANCHOR_END: config
 
@@ -486,6 +489,45 @@ struct Rule {
     hold: Hold,
     clear_hold: Hold,
     severity: Severity,
+    /// どの系列に当てるか（`targets`と`exclude`のglob、`exclude_fs_types`）
+    filter: TargetFilter,
+}
+
+/// ルールを当てる系列の選び方
+#[derive(Debug, Clone, Default)]
+struct TargetFilter {
+    include: Option<globset::GlobSet>,
+    exclude: Option<globset::GlobSet>,
+    exclude_fs_types: Vec<String>,
+}
+
+impl TargetFilter {
+    fn accepts(&self, target: &str) -> bool {
+        self.include.as_ref().is_none_or(|set| set.is_match(target))
+            && !self
+                .exclude
+                .as_ref()
+                .is_some_and(|set| set.is_match(target))
+    }
+}
+
+/// globの一覧を1つの集合にします。書き誤りは、その位置を指すエラーにします
+fn glob_set(
+    globs: &[toml::Spanned<String>],
+    err: impl Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<Option<globset::GlobSet>, ConfigError> {
+    if globs.is_empty() {
+        return Ok(None);
+    }
+    let mut set = globset::GlobSetBuilder::new();
+    for glob in globs {
+        let parsed = globset::Glob::new(glob.get_ref())
+            .map_err(|e| err(glob.span(), format!("globとして読めません: {e}")))?;
+        set.add(parsed);
+    }
+    set.build()
+        .map(Some)
+        .map_err(|e| err(globs[0].span(), e.to_string()))
 }
 
 /// 設定ファイルの誤り。エディタやコンパイラと同じ`ファイル:行:列: 理由`の形で表示します。
@@ -602,7 +644,13 @@ fn parse_rules(path: &str, text: &str) -> Result<Vec<Rule>, ConfigError> {
                 value
             }
         };
+        let filter = TargetFilter {
+            include: glob_set(&spec.targets, &err)?,
+            exclude: glob_set(&spec.exclude, &err)?,
+            exclude_fs_types: spec.exclude_fs_types,
+        };
         rules.push(Rule {
+            filter,
             name: spec.name.into_inner(),
             metric: spec.metric,
             op: spec.op,
@@ -633,6 +681,8 @@ struct Alert {
     metric: Metric,
     /// 系列の名前（マウントポイント、インターフェース、`cpu0`など。CPU全体なら空）
     target: String,
+    /// 測ったマシンの名前（`--instance`、既定はホスト名）。複数のマシンの警告を1つの受け手で見分けます
+    instance: String,
     /// この警告を決めたサンプルの値（系列が消えて解決したときはnull）
     value: Option<f64>,
     threshold: f64,
@@ -684,7 +734,13 @@ impl Hold {
 
 impl Track {
     /// 1つのサンプルの値を受け取り、状態が変わったら警告を返します。`None`は系列が消えたことを表します。
-    fn step(&mut self, rule: &Rule, target: &str, ts: u64, value: Option<f64>) -> Option<Alert> {
+    fn step(
+        &mut self,
+        rule: &Rule,
+        (instance, target): (&str, &str),
+        ts: u64,
+        value: Option<f64>,
+    ) -> Option<Alert> {
         let (pushing, hold) = match &self.firing {
             // 発火前: thresholdを超えていることが続けば発火に向かいます
             None => (
@@ -720,6 +776,7 @@ impl Track {
                     severity: rule.severity,
                     metric: rule.metric,
                     target: target.to_string(),
+                    instance: instance.to_string(),
                     value,
                     threshold: rule.threshold,
                     since,
@@ -743,6 +800,7 @@ impl Track {
 struct Engine {
     rules: Vec<Rule>,
     tracks: BTreeMap<(usize, String), Track>,
+    instance: String,
 }
 
 impl Engine {
@@ -750,23 +808,40 @@ impl Engine {
         Self {
             rules,
             tracks: BTreeMap::new(),
+            instance: String::new(),
         }
+    }
+
+    /// 警告に書くマシンの名前
+    fn with_instance(self, instance: String) -> Self {
+        Self { instance, ..self }
     }
 
     /// サンプルを1つ評価して、発火・解決した警告を返します
     fn observe(&mut self, sample: &Sample) -> Vec<Alert> {
         let mut alerts = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            let series = sample.series(rule.metric);
+            let series: Vec<(String, f64)> = (sample.series(rule.metric).into_iter())
+                .filter(|(target, _)| rule.filter.accepts(target))
+                .filter(|(target, _)| {
+                    // ファイルシステムの種類で外すのは、ディスクの系列だけです
+                    rule.metric != Metric::DiskPercent
+                        || !sample.disks.iter().any(|d| {
+                            d.mount == *target && rule.filter.exclude_fs_types.contains(&d.fs_type)
+                        })
+                })
+                .collect();
             for (target, value) in &series {
                 let track = self.tracks.entry((i, target.clone())).or_default();
-                alerts.extend(track.step(rule, target, sample.ts, Some(*value)));
+                let names = (self.instance.as_str(), target.as_str());
+                alerts.extend(track.step(rule, names, sample.ts, Some(*value)));
             }
             // 前回まであって今回ない系列（外したディスクなど）は「値がない」として評価します
             for ((_, target), track) in (self.tracks.iter_mut())
                 .filter(|((j, t), _)| *j == i && !series.iter().any(|(s, _)| s == t))
             {
-                alerts.extend(track.step(rule, target, sample.ts, None));
+                let names = (self.instance.as_str(), target.as_str());
+                alerts.extend(track.step(rule, names, sample.ts, None));
             }
         }
         // 発火しておらず、数えている途中でもない系列の状態は捨てます
@@ -812,9 +887,16 @@ impl Clock {
 
 /// 測定のタスク: `every`ごとにサンプルを作り、評価のタスクと/metricsに渡します。
 /// `count`回測るか、`stop`がキャンセルされたら終わります。
+///
+/// 1回の測定には`limit`の時間制限があります。止まったNFSのマウントの`statvfs`のように、
+/// OSの呼び出しが返ってこないと、測定のスレッドはそこで止まったままになります。そのときは
+/// 待たずに次の周期へ進み（その周期のサンプルはありません）、止まった測定が戻ってきたら、
+/// サンプラーを受け取り直して続けます。時間切れは`monitor_sample_timeouts_total`で、
+/// 最後のサンプルの時刻は`monitor_last_sample_timestamp_seconds`で外から分かります。
 async fn sample_loop<S: Sampler>(
-    mut sampler: S,
+    sampler: S,
     every: Duration,
+    limit: Duration,
     count: Option<u64>,
     samples: mpsc::Sender<Arc<Sample>>,
     latest: watch::Sender<Option<Arc<Sample>>>,
@@ -826,23 +908,48 @@ async fn sample_loop<S: Sampler>(
     let mut ticks = time::interval_at(Instant::now() + every, every);
     // 何かの理由で遅れたら、溜まった分をまとめて測らずに次の周期から続けます
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    // 手元のサンプラー。時間切れの測定が戻ってくるまでは、そのスレッドが持っています
+    let mut idle = Some(sampler);
+    let mut busy: Option<task::JoinHandle<(S, Sample)>> = None;
     let mut taken = 0;
     while count.is_none_or(|n| taken < n) {
         let tick = tokio::select! {
             _ = stop.cancelled() => break,
             tick = ticks.tick() => tick,
         };
+        if let Some(handle) = busy.take_if(|h| h.is_finished()) {
+            idle = Some(handle.await?.0); // 遅れて戻った測定の結果は古いので使いません
+        }
+        let Some(mut sampler) = idle.take() else {
+            warn!("前の測定がまだ終わらないので、この周期は測りません");
+            continue;
+        };
         let ts = clock.millis_at(tick);
         // sysinfoは/procのファイルを同期的に読むので、ランタイムのスレッドを止めないよう
         // spawn_blockingで実行します。サンプラーはムーブして渡し、結果と一緒に返してもらいます
-        let (back, sample) = task::spawn_blocking(move || {
+        let mut handle = task::spawn_blocking(move || {
             let sample = sampler.sample(ts);
             (sampler, sample)
-        })
-        .await?;
-        sampler = back;
+        });
+        let sample = match time::timeout(limit, &mut handle).await {
+            Ok(joined) => {
+                let (back, sample) = joined?;
+                idle = Some(back);
+                sample
+            }
+            Err(_) => {
+                stats.sample_timeouts.inc();
+                warn!(
+                    ?limit,
+                    "測定が時間内に終わりません（応答しないマウントがあるかもしれません）"
+                );
+                busy = Some(handle);
+                continue;
+            }
+        };
         let sample = Arc::new(sample);
         stats.samples.inc();
+        stats.last_sample_ms.store(sample.ts, Ordering::Relaxed);
         // /metricsは最新の1つだけを見ればよいので、watchで上書きします
         latest.send_replace(Some(Arc::clone(&sample)));
         if samples.send(sample).await.is_err() {
@@ -885,6 +992,7 @@ async fn replay(
         if let InputLine::Sample(sample) = parsed {
             let sample = Arc::new(sample);
             stats.samples.inc();
+            stats.last_sample_ms.store(sample.ts, Ordering::Relaxed);
             latest.send_replace(Some(Arc::clone(&sample)));
             if samples.send(sample).await.is_err() {
                 break;
@@ -905,6 +1013,9 @@ enum Record {
 
 /// 評価のタスク: サンプルを受け取ってルールを当て、警告を出力とwebhookに渡します。
 /// 状態（`Engine`）はこのタスクだけが持つので、ロックは要りません。
+///
+/// 書き出しの係（標準出力）が詰まっても、評価は止めません。書き出しのチャネルが満杯なら、
+/// サンプルの行は捨てて数え、警告の行は手元の`backlog`に取っておいて、空きができたら送ります。
 async fn evaluate(
     mut engine: Engine,
     mut samples: mpsc::Receiver<Arc<Sample>>,
@@ -914,11 +1025,9 @@ async fn evaluate(
     stats: Stats,
     emit_samples: bool,
 ) {
-    while let Some(sample) = samples.recv().await {
+    let mut backlog: VecDeque<Alert> = VecDeque::new();
+    'samples: while let Some(sample) = samples.recv().await {
         let alerts = engine.observe(&sample);
-        if emit_samples && records.send(Record::Sample(sample)).await.is_err() {
-            return;
-        }
         for alert in alerts {
             log_alert(&alert);
             let labels = vec![
@@ -927,13 +1036,42 @@ async fn evaluate(
             ];
             stats.alerts.get_or_create(&labels).inc();
             if let Some(webhook) = &webhook {
-                webhook.notify(alert.clone()); // 待たない（満杯なら捨てて数える）
+                webhook.notify(alert.clone()); // 待たず、捨てない
             }
-            if records.send(Record::Alert(alert)).await.is_err() {
-                return;
-            }
+            backlog.push_back(alert);
         }
         firing.send_replace(engine.firing());
+        // 取っておいた警告から順に、待たずに送れるだけ送ります
+        while let Some(alert) = backlog.pop_front() {
+            match records.try_send(Record::Alert(alert)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(Record::Alert(alert))) => {
+                    backlog.push_front(alert);
+                    break;
+                }
+                Err(_) => break 'samples, // 書き出しの係が終わった
+            }
+        }
+        if emit_samples && backlog.is_empty() {
+            match records.try_send(Record::Sample(sample)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    stats.output_dropped.inc();
+                }
+                Err(_) => break 'samples,
+            }
+        } else if emit_samples {
+            stats.output_dropped.inc();
+        }
+    }
+    if let Some(webhook) = &webhook {
+        webhook.close();
+    }
+    // 最後に、残った警告を書き出します（ここでは待ちます）
+    for alert in backlog {
+        if records.send(Record::Alert(alert)).await.is_err() {
+            return;
+        }
     }
 }
 // ANCHOR_END: evaluate
@@ -985,33 +1123,103 @@ fn write_records(
 // ANCHOR_END: writer
 
 // ANCHOR: webhook
-/// webhookのキューの長さ。これを超えて溜まった警告は捨てて数えます
-const WEBHOOK_QUEUE: usize = 64;
+/// 評価のタスクがwebhookの係に警告を渡す口（Alertmanagerと同じ考え方です）。
+///
+/// 警告を1件ずつキューに積むのではなく、ルールと系列の組ごとに**最新の状態**を1つだけ持ちます。
+/// `notify`は待たず、何も捨てません。同じ組の状態が届く前に変われば、新しいほうだけを送ります
+/// （受け手が最後に知る状態は、いつも今の状態です）。届けた発火は`repeat`ごとに送り直し、
+/// 届けた解決は表から消します。
+#[derive(Clone, Default)]
+struct Notifier(Arc<Outbox>);
 
-/// 評価のタスクがwebhookの係に警告を渡す口。`notify`は`async`ではないので、決して待ちません。
-#[derive(Clone)]
-struct Notifier {
-    queue: mpsc::Sender<Alert>,
-    dropped: Counter,
+#[derive(Default)]
+struct Outbox {
+    state: std::sync::Mutex<OutboxState>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    alerts: BTreeMap<(String, String), Pending>,
+    /// 評価が終わった。まだ届いていない状態を送り終えたら、送る係も終わります
+    closed: bool,
+}
+
+struct Pending {
+    alert: Alert,
+    /// 最後に届けた時刻。`None`なら、この状態はまだ届いていません
+    sent: Option<Instant>,
+}
+
+/// 送る係が次にすること
+enum Next {
+    Send(Alert),
+    /// この時刻（`None`なら何かが変わる）まで待つ
+    Wait(Option<Instant>),
+    Done,
 }
 
 impl Notifier {
     fn notify(&self, alert: Alert) {
-        match self.queue.try_send(alert) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(alert)) => {
-                self.dropped.inc();
-                warn!(rule = %alert.rule, dropped = self.dropped.get(), "webhookのキューが満杯なので、警告を送らずに捨てます");
+        let key = (alert.rule.clone(), alert.target.clone());
+        let pending = Pending { alert, sent: None };
+        self.0.state.lock().unwrap().alerts.insert(key, pending);
+        self.0.changed.notify_one();
+    }
+
+    fn close(&self) {
+        self.0.state.lock().unwrap().closed = true;
+        self.0.changed.notify_one();
+    }
+
+    /// まだ届いていない状態の数
+    fn undelivered(&self) -> usize {
+        let state = self.0.state.lock().unwrap();
+        state.alerts.values().filter(|p| p.sent.is_none()).count()
+    }
+
+    fn next(&self, now: Instant, repeat: Duration) -> Next {
+        let state = self.0.state.lock().unwrap();
+        if let Some(p) = state.alerts.values().find(|p| p.sent.is_none()) {
+            return Next::Send(p.alert.clone());
+        }
+        if state.closed {
+            return Next::Done;
+        }
+        // 届けた発火のうち、送り直す時刻がいちばん早いもの
+        let due = (state.alerts.values())
+            .filter_map(|p| Some((p.sent? + repeat, p)))
+            .min_by_key(|(at, _)| *at);
+        match due {
+            Some((at, p)) if at <= now => Next::Send(p.alert.clone()),
+            Some((at, _)) => Next::Wait(Some(at)),
+            None => Next::Wait(None),
+        }
+    }
+
+    /// `alert`を届けました。その間に状態が変わっていれば、新しい状態はまだ届いていないままです
+    fn delivered(&self, alert: &Alert, at: Instant) {
+        let mut state = self.0.state.lock().unwrap();
+        let key = (alert.rule.clone(), alert.target.clone());
+        let Some(pending) = state.alerts.get_mut(&key) else {
+            return;
+        };
+        if pending.alert != *alert {
+            return;
+        }
+        match alert.state {
+            AlertState::Firing => pending.sent = Some(at),
+            AlertState::Resolved => {
+                state.alerts.remove(&key);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 }
 
-/// やり直しの設定（19.4節の指数バックオフと同じ考え方です）
+/// やり直しの間隔（19.4節の指数バックオフと同じ考え方です）。回数の上限はありません。
+/// 届くまで（または停止まで）、間隔を`max_delay`まで延ばしながら送り続けます
 #[derive(Clone, Copy)]
 struct RetryPolicy {
-    attempts: u32,
     first_delay: Duration,
     max_delay: Duration,
     jitter: fn(Duration) -> Duration,
@@ -1020,75 +1228,118 @@ struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            attempts: 5,
             first_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(10),
+            max_delay: Duration::from_secs(30),
             jitter: |d| d.mul_f64(fastrand::f64()), // 0からdまでのどこか（full jitter）
         }
     }
 }
 
-/// webhookの係: キューから1件ずつ取り出して送ります。遅くても、ほかのタスクは待たされません。
-async fn send_webhooks(
-    client: reqwest::Client,
-    url: reqwest::Url,
-    mut queue: mpsc::Receiver<Alert>,
-    policy: RetryPolicy,
-    stats: Stats,
-) {
-    while let Some(alert) = queue.recv().await {
-        deliver(&client, &url, &alert, policy, &stats).await;
+/// ログに出してよい形のURL（スキームとホストだけ）。SlackやDiscordのwebhookは、
+/// パスそのものが秘密のトークンなので、ログに残してはいけません
+fn redact(url: &reqwest::Url) -> String {
+    match url.port() {
+        Some(port) => format!(
+            "{}://{}:{port}/…",
+            url.scheme(),
+            url.host_str().unwrap_or("")
+        ),
+        None => format!("{}://{}/…", url.scheme(), url.host_str().unwrap_or("")),
     }
 }
 
-/// 1件の警告をPOSTします。つながらない・5xx・429はやり直し、そのほかの4xxはやり直しても直らないので諦めます。
-async fn deliver(
-    client: &reqwest::Client,
-    url: &reqwest::Url,
-    alert: &Alert,
+/// webhookの係: 届いていない状態を1件ずつ送り、発火中の警告を`repeat`ごとに送り直します。
+/// 遅くても、ほかのタスクは待たされません。
+async fn send_webhooks(
+    client: reqwest::Client,
+    url: reqwest::Url,
+    outbox: Notifier,
     policy: RetryPolicy,
-    stats: &Stats,
-) -> bool {
+    repeat: Duration,
+    stats: Stats,
+) {
+    let mut delay = policy.first_delay;
+    loop {
+        // 先に`notified`を作ってから表を見るので、その間の`notify`も取りこぼしません
+        let changed = outbox.0.changed.notified();
+        let alert = match outbox.next(Instant::now(), repeat) {
+            Next::Done => return,
+            Next::Wait(None) => {
+                changed.await;
+                continue;
+            }
+            Next::Wait(Some(at)) => {
+                tokio::select! {
+                    _ = changed => {}
+                    _ = time::sleep_until(at) => {}
+                }
+                continue;
+            }
+            Next::Send(alert) => alert,
+        };
+        match deliver(&client, &url, &alert).await {
+            Delivery::Accepted => {
+                stats.webhook_sent.inc();
+                outbox.delivered(&alert, Instant::now());
+                delay = policy.first_delay;
+            }
+            Delivery::Rejected(status) => {
+                // 400や404は、何度送っても同じです。この状態は送ったことにして、次へ進みます
+                stats.webhook_failed.inc();
+                error!(%status, rule = %alert.rule, webhook = %redact(&url), "webhookが警告を受け付けませんでした");
+                outbox.delivered(&alert, Instant::now());
+            }
+            Delivery::Retry => {
+                stats.webhook_retries.inc();
+                time::sleep((policy.jitter)(delay)).await;
+                delay = (delay * 2).min(policy.max_delay);
+            }
+        }
+    }
+}
+
+/// 1回の送信の結果
+#[derive(Debug, PartialEq)]
+enum Delivery {
+    Accepted,
+    /// やり直しても直らない応答（429以外の4xx）
+    Rejected(reqwest::StatusCode),
+    /// つながらない、5xx、429: 待ってやり直します
+    Retry,
+}
+
+/// 1件の警告をPOSTします
+async fn deliver(client: &reqwest::Client, url: &reqwest::Url, alert: &Alert) -> Delivery {
     let body = match serde_json::to_vec(alert) {
         Ok(body) => body,
         Err(e) => {
             error!("警告をJSONにできません: {e}");
-            return false;
+            return Delivery::Rejected(reqwest::StatusCode::BAD_REQUEST);
         }
     };
-    let mut delay = policy.first_delay;
-    for attempt in 1..=policy.attempts {
-        let sent = client
-            .post(url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.clone())
-            .send()
-            .await;
-        let retryable = match sent {
-            Ok(response) if response.status().is_success() => {
-                stats.webhook_sent.inc();
-                return true;
+    let sent = client
+        .post(url.clone())
+        .header(CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(response) if response.status().is_success() => Delivery::Accepted,
+        Ok(response) => {
+            let status = response.status();
+            warn!(%status, webhook = %redact(url), "webhookが失敗しました");
+            if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                Delivery::Retry
+            } else {
+                Delivery::Rejected(status)
             }
-            Ok(response) => {
-                let status = response.status();
-                warn!(%status, attempt, "webhookが失敗しました");
-                status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            }
-            Err(e) => {
-                warn!(attempt, "webhookに送れません: {e}");
-                true
-            }
-        };
-        if !retryable || attempt == policy.attempts {
-            break;
         }
-        stats.webhook_retries.inc();
-        time::sleep((policy.jitter)(delay)).await;
-        delay = (delay * 2).min(policy.max_delay);
+        Err(e) => {
+            // reqwestのエラーの文にはURLが入るので、取り除いてからログに出します
+            warn!(webhook = %redact(url), "webhookに送れません: {}", e.without_url());
+            Delivery::Retry
+        }
     }
-    stats.webhook_failed.inc();
-    error!(rule = %alert.rule, "webhookに送れなかったので諦めます");
-    false
 }
 // ANCHOR_END: webhook
 
@@ -1097,11 +1348,16 @@ async fn deliver(
 #[derive(Clone, Default)]
 struct Stats {
     samples: Counter,
+    /// 時間内に終わらなかった測定（止まったNFSのマウントなど）
+    sample_timeouts: Counter,
+    /// 書き出しが詰まっていたので、JSON Linesに書かなかったサンプルの行
+    output_dropped: Counter,
+    /// 最後に測り終えたサンプルの時刻（UNIX時間のミリ秒）
+    last_sample_ms: Arc<AtomicU64>,
     alerts: Family<Labels, Counter>,
     webhook_sent: Counter,
     webhook_retries: Counter,
     webhook_failed: Counter,
-    webhook_dropped: Counter,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -1115,6 +1371,8 @@ struct MetricsState {
     latest: watch::Receiver<Option<Arc<Sample>>>,
     firing: watch::Receiver<Vec<Alert>>,
     stats: Stats,
+    /// これより古いサンプルの値は出しません（古い値を新しい値のように見せないため）。`--replay`ではNone
+    stale_after: Option<Duration>,
 }
 
 /// Prometheusのテキスト形式を作ります。サンプルの値は読まれるたびに新しい`Registry`に入れるので、
@@ -1124,8 +1382,19 @@ fn render_metrics(
     firing: &[Alert],
     stats: &Stats,
 ) -> Result<String, fmt::Error> {
-    // （名前, 説明, ラベルと値の組）の表を作ってから、まとめてGaugeのFamilyにします
+    // （名前, 説明, ラベルと値の組）の表を作ってから、まとめてGaugeやCounterのFamilyにします
     let mut gauges: Vec<(&str, &str, Vec<Point>)> = Vec::new();
+    let mut counters: Vec<(&str, &str, Vec<(Labels, u64)>)> = Vec::new();
+    // 最後に測り終えた時刻。止まったマウントで測定が進まないとき、外からは
+    // `time() - monitor_last_sample_timestamp_seconds`で分かります
+    let last = stats.last_sample_ms.load(Ordering::Relaxed);
+    if last > 0 {
+        gauges.push((
+            "last_sample_timestamp_seconds",
+            "When the last sample was taken (UNIX time)",
+            vec![(Labels::new(), last as f64 / 1000.0)],
+        ));
+    }
     if let Some(s) = sample {
         let one = |v: f64| vec![(Labels::new(), v)];
         let core = |(i, v): (usize, &f64)| (vec![("core", i.to_string())], *v);
@@ -1173,25 +1442,25 @@ fn render_metrics(
                         .collect()
                 },
             ),
+        ]);
+        // 受信・送信はnode_exporterと同じく、OSのカウンタそのもの（`_bytes_total`）を出します。
+        // 毎秒の量は、Prometheusの側で`rate(monitor_network_receive_bytes_total[1m])`と計算します
+        counters.extend([
             (
-                "network_receive_bytes_per_second",
-                "Bytes received per second",
-                {
-                    s.networks
-                        .iter()
-                        .map(|n| (nic(n), n.rx_bytes_per_sec))
-                        .collect()
-                },
+                "network_receive_bytes",
+                "Bytes received since boot",
+                s.networks
+                    .iter()
+                    .map(|n| (nic(n), n.rx_bytes_total))
+                    .collect(),
             ),
             (
-                "network_transmit_bytes_per_second",
-                "Bytes sent per second",
-                {
-                    s.networks
-                        .iter()
-                        .map(|n| (nic(n), n.tx_bytes_per_sec))
-                        .collect()
-                },
+                "network_transmit_bytes",
+                "Bytes sent since boot",
+                s.networks
+                    .iter()
+                    .map(|n| (nic(n), n.tx_bytes_total))
+                    .collect(),
             ),
         ]);
         if let Some(load) = s.load {
@@ -1224,6 +1493,13 @@ fn render_metrics(
         }
         registry.register(name, help, family);
     }
+    for (name, help, values) in counters {
+        let family = Family::<Labels, Counter>::default();
+        for (labels, value) in values {
+            family.get_or_create(&labels).inc_by(value);
+        }
+        registry.register(name, help, family);
+    }
     // カウンタはcloneを登録します。中身は共有なので、数え続けた値がそのまま出ます
     for (name, help, counter) in [
         ("samples", "Samples taken", &stats.samples),
@@ -1239,13 +1515,18 @@ fn render_metrics(
         ),
         (
             "webhook_failed",
-            "Alerts given up after all retries",
+            "Alerts the webhook refused (4xx other than 429)",
             &stats.webhook_failed,
         ),
         (
-            "webhook_dropped",
-            "Alerts dropped because the webhook queue was full",
-            &stats.webhook_dropped,
+            "sample_timeouts",
+            "Samples that did not finish in time (a hung mount, say)",
+            &stats.sample_timeouts,
+        ),
+        (
+            "output_dropped",
+            "Sample lines not written because the output was blocked",
+            &stats.output_dropped,
         ),
     ] {
         registry.register(name, help, counter.clone());
@@ -1260,6 +1541,17 @@ async fn metrics(State(state): State<MetricsState>) -> impl IntoResponse {
     // borrow()の間はwatchの送信側が待たされるので、Arcとclone()を取ったらすぐに手放します
     let sample = state.latest.borrow().clone();
     let firing = state.firing.borrow().clone();
+    // 測定が止まっていたら（応答しないマウントなど）、最後の値を今の値として出しません。
+    // 系列が消えるので、Prometheusはその値を「古い」と扱います
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let sample = sample.filter(|s| {
+        state
+            .stale_after
+            .is_none_or(|limit| u128::from(now_ms.saturating_sub(s.ts)) <= limit.as_millis())
+    });
     match render_metrics(sample.as_deref(), &firing, &state.stats) {
         Ok(text) => (
             [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
@@ -1307,9 +1599,18 @@ struct Cli {
     /// 警告だけでなく、サンプルもJSON Linesに書く
     #[arg(long)]
     samples: bool,
-    /// 警告をJSONでPOSTするURL
+    /// 警告をJSONでPOSTするURL（ログにはスキームとホストだけを出します）
     #[arg(long, value_name = "URL")]
     webhook: Option<reqwest::Url>,
+    /// 発火中の警告をwebhookへ送り直す間隔（Alertmanagerのrepeat_interval）
+    #[arg(long, value_name = "DURATION", default_value = "4h", value_parser = parse_duration)]
+    repeat_interval: Duration,
+    /// 1回の測定の時間制限。応答しないマウントがあっても、ほかの測定と警告を止めません
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    sample_timeout: Duration,
+    /// 警告に書くマシンの名前（省略するとホスト名）
+    #[arg(long, value_name = "NAME")]
+    instance: Option<String>,
     /// 記録する、CPUとメモリを多く使うプロセスの数
     #[arg(long, value_name = "N", default_value_t = 5)]
     top: usize,
@@ -1322,6 +1623,12 @@ struct Cli {
     /// 設定ファイルを検査して、ルールの一覧を表示して終わる
     #[arg(long)]
     check: bool,
+    /// ログを詳しくする（debug）
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// 警告とエラーのログだけを出す
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -1336,7 +1643,7 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.verbose, cli.quiet);
     let rules = match &cli.config {
         Some(path) => match load_rules(path) {
             Ok(rules) => rules,
@@ -1389,22 +1696,24 @@ async fn run(cli: Cli, rules: Vec<Rule>) -> anyhow::Result<()> {
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()?;
-            let (tx, rx) = mpsc::channel(WEBHOOK_QUEUE);
-            let notifier = Notifier {
-                queue: tx,
-                dropped: stats.webhook_dropped.clone(),
-            };
+            info!(webhook = %redact(&url), "警告をwebhookへ送ります");
+            let notifier = Notifier::default();
             let task = tokio::spawn(send_webhooks(
                 client,
                 url,
-                rx,
+                notifier.clone(),
                 RetryPolicy::default(),
+                cli.repeat_interval,
                 stats.clone(),
             ));
             (Some(notifier), Some(task))
         }
         None => (None, None),
     };
+    let instance = cli
+        .instance
+        .or_else(|| System::host_name().ok())
+        .unwrap_or_else(|| "localhost".to_string());
 
     let server = match cli.listen {
         Some(addr) => {
@@ -1419,13 +1728,19 @@ async fn run(cli: Cli, rules: Vec<Rule>) -> anyhow::Result<()> {
                 latest: latest_rx,
                 firing: firing_rx,
                 stats: stats.clone(),
+                // 測定の間隔の3倍と時間制限の長いほうより古ければ、止まっているとみなします
+                stale_after: cli
+                    .replay
+                    .is_none()
+                    .then(|| (cli.interval * 3).max(cli.sample_timeout)),
             };
             Some(tokio::spawn(serve_metrics(listener, state, stop.clone())))
         }
         None => None,
     };
 
-    let engine = Engine::new(rules);
+    let engine = Engine::new(rules).with_instance(instance);
+    let notifier_left = notifier.clone();
     let evaluator = tokio::spawn(evaluate(
         engine,
         sample_rx,
@@ -1447,6 +1762,7 @@ async fn run(cli: Cli, rules: Vec<Rule>) -> anyhow::Result<()> {
             tokio::spawn(sample_loop(
                 sampler,
                 cli.interval,
+                cli.sample_timeout,
                 cli.count,
                 sample_tx,
                 latest_tx,
@@ -1467,15 +1783,19 @@ async fn run(cli: Cli, rules: Vec<Rule>) -> anyhow::Result<()> {
     let sampled = source.await?;
     evaluator.await?;
     writer.await?.context("JSON Linesを書けません")?;
-    if let Some(webhook) = webhook {
+    if let (Some(webhook), Some(notifier)) = (webhook, notifier_left) {
         let abort = webhook.abort_handle();
-        // 送れない相手に何十秒も待たされないよう、残りを送る時間に上限を設けます
+        // まだ届いていない状態（とくに解決）を送ってから終わります。ただし、送れない相手に
+        // いつまでも待たされないよう、残りを送る時間に上限を設けます
         if time::timeout(Duration::from_secs(5), webhook)
             .await
             .is_err()
         {
             abort.abort();
-            warn!("送り終わらなかったwebhookを諦めました");
+            warn!(
+                undelivered = notifier.undelivered(),
+                "5秒以内に送り終わらなかった警告をあきらめました"
+            );
         }
     }
     stop.cancel();
@@ -1487,7 +1807,6 @@ async fn run(cli: Cli, rules: Vec<Rule>) -> anyhow::Result<()> {
         samples = stats.samples.get(),
         webhook_sent = stats.webhook_sent.get(),
         webhook_failed = stats.webhook_failed.get(),
-        webhook_dropped = stats.webhook_dropped.get(),
         "停止しました"
     );
     Ok(())
@@ -1538,9 +1857,15 @@ fn print_rules(path: Option<&Path>, rules: &[Rule]) {
     }
 }
 
-fn init_tracing() {
+/// ログの詳しさ: 既定はinfo、`-v`でdebug、`-q`でwarn以上だけ。`RUST_LOG`があれば、そちらが優先です
+fn init_tracing(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, _) => "debug",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -1600,6 +1925,7 @@ mod tests {
         tokio::spawn(sample_loop(
             sampler,
             every,
+            every * 10,
             count,
             sample_tx,
             latest_tx,
@@ -1700,6 +2026,7 @@ mod tests {
         );
         let disk = |mount: &str, used_percent: u64| Disk {
             mount: mount.into(),
+            fs_type: "ext4".into(),
             total_bytes: 100,
             available_bytes: 100 - used_percent,
         };
@@ -1745,6 +2072,8 @@ mod tests {
             interface: "eth0".into(),
             rx_bytes_per_sec: 5.0,
             tx_bytes_per_sec: 7.0,
+            rx_bytes_total: 5000,
+            tx_bytes_total: 7000,
         }];
         assert_eq!(s.series(Metric::MemoryPercent), [(String::new(), 25.0)]);
         assert_eq!(
@@ -1803,7 +2132,8 @@ mod tests {
 
         let e = config_error(&format!("{GOOD}for = \"3 sampels\""));
         assert!(e.starts_with("rules.toml:6:7: "), "{e}");
-        assert!(e.contains("単位\"sampels\"が分かりません"), "{e}");
+        assert!(e.contains("\"3 sampels\"は長さとして読めません"), "{e}");
+        assert!(e.contains("sampels"), "{e}");
 
         let e = config_error(&format!("{GOOD}for = \"0 samples\""));
         assert!(
@@ -1919,6 +2249,7 @@ mod tests {
             severity: Severity::Critical,
             metric: Metric::CpuPercent,
             target: String::new(),
+            instance: "web-1".into(),
             value: Some(97.5),
             threshold: 90.0,
             since: 1000,
@@ -1927,23 +2258,39 @@ mod tests {
     }
 
     const FAST: RetryPolicy = RetryPolicy {
-        attempts: 4,
         first_delay: Duration::from_millis(20),
         max_delay: Duration::from_secs(1),
         jitter: |d| d, // テストでは揺らさず、待ち時間を確かめます
     };
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// 送る係を起動し、`alerts`を渡して評価の終わり（`close`）を知らせ、係が終わるのを待ちます
+    async fn send_and_close(url: reqwest::Url, alerts: Vec<Alert>, stats: &Stats) {
+        let outbox = Notifier::default();
+        let sender = tokio::spawn(send_webhooks(
+            reqwest::Client::new(),
+            url,
+            outbox.clone(),
+            FAST,
+            HOUR,
+            stats.clone(),
+        ));
+        for alert in alerts {
+            outbox.notify(alert);
+        }
+        outbox.close();
+        time::timeout(Duration::from_secs(10), sender)
+            .await
+            .expect("webhookの係が終わらない")
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn webhook_retries_with_backoff_until_accepted() {
         let (url, seen) = flaky_server(2).await;
         let stats = Stats::default();
-        let delivered = time::timeout(
-            Duration::from_secs(10),
-            deliver(&reqwest::Client::new(), &url, &test_alert(), FAST, &stats),
-        )
-        .await
-        .expect("webhookが終わらない");
-        assert!(delivered);
+        send_and_close(url, vec![test_alert()], &stats).await;
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 3, "503が2回、そのあと200");
         for (_, body) in seen.iter() {
@@ -1951,6 +2298,7 @@ mod tests {
             assert_eq!(json["rule"], "cpu");
             assert_eq!(json["state"], "firing");
             assert_eq!(json["value"], 97.5);
+            assert_eq!(json["instance"], "web-1");
         }
         assert!(
             seen[1].0 - seen[0].0 >= Duration::from_millis(20),
@@ -1970,22 +2318,91 @@ mod tests {
         );
     }
 
+    /// 回数の上限でやめず、届くまで送ります。届く前に解決したら、送るのは最新の「解決」です
     #[tokio::test]
-    async fn webhook_gives_up_after_the_last_attempt() {
-        let (url, seen) = flaky_server(usize::MAX).await;
+    async fn webhook_never_gives_up_and_a_resolved_is_never_lost() {
+        let (url, seen) = flaky_server(7).await;
         let stats = Stats::default();
-        let delivered = time::timeout(
-            Duration::from_secs(10),
-            deliver(&reqwest::Client::new(), &url, &test_alert(), FAST, &stats),
-        )
-        .await
-        .expect("webhookが終わらない");
-        assert!(!delivered);
-        assert_eq!(seen.lock().unwrap().len(), 4);
+        let resolved = Alert {
+            state: AlertState::Resolved,
+            ts: 9000,
+            ..test_alert()
+        };
+        send_and_close(url, vec![test_alert(), resolved], &stats).await;
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 8, "503が7回、そのあと200");
+        let last: serde_json::Value = serde_json::from_str(&seen[7].1).unwrap();
+        assert_eq!(last["state"], "resolved");
         assert_eq!(
-            (stats.webhook_sent.get(), stats.webhook_failed.get()),
-            (0, 1)
+            (stats.webhook_sent.get(), stats.webhook_retries.get()),
+            (1, 7)
         );
+    }
+
+    /// 発火中の警告は`repeat`ごとに送り直し、解決を届けたら送り直しをやめます
+    #[tokio::test]
+    async fn firing_alerts_are_resent_until_resolved() {
+        let (url, seen) = flaky_server(0).await;
+        let stats = Stats::default();
+        let outbox = Notifier::default();
+        let repeat = Duration::from_millis(50);
+        let sender = tokio::spawn(send_webhooks(
+            reqwest::Client::new(),
+            url,
+            outbox.clone(),
+            FAST,
+            repeat,
+            stats.clone(),
+        ));
+        outbox.notify(test_alert());
+        let wait_for = |n: usize| {
+            let seen = Arc::clone(&seen);
+            async move {
+                while seen.lock().unwrap().len() < n {
+                    time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        };
+        time::timeout(Duration::from_secs(5), wait_for(3))
+            .await
+            .expect("発火が送り直されない");
+        outbox.notify(Alert {
+            state: AlertState::Resolved,
+            ..test_alert()
+        });
+        outbox.close();
+        time::timeout(Duration::from_secs(5), sender)
+            .await
+            .expect("webhookの係が終わらない")
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        let states: Vec<String> = (seen.iter())
+            .map(|(_, body)| {
+                serde_json::from_str::<serde_json::Value>(body).unwrap()["state"].to_string()
+            })
+            .collect();
+        let (last, firing) = states.split_last().unwrap();
+        assert_eq!(last, "\"resolved\"");
+        assert!(
+            firing.len() >= 3 && firing.iter().all(|s| s == "\"firing\""),
+            "{states:?}"
+        );
+        for pair in seen.windows(2).take(firing.len() - 1) {
+            assert!(
+                pair[1].0 - pair[0].0 >= repeat,
+                "送り直しの間隔が短すぎます"
+            );
+        }
+        assert_eq!(outbox.undelivered(), 0);
+    }
+
+    #[test]
+    fn webhook_urls_are_logged_without_their_secret_path() {
+        let url =
+            reqwest::Url::parse("https://hooks.slack.com/services/T000/B000/XXXXSECRET").unwrap();
+        assert_eq!(redact(&url), "https://hooks.slack.com/…");
+        let url = reqwest::Url::parse("http://127.0.0.1:8080/hook?token=abc").unwrap();
+        assert_eq!(redact(&url), "http://127.0.0.1:8080/…");
     }
 
     #[tokio::test]
@@ -1999,16 +2416,13 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
         let stats = Stats::default();
-        let (queue_tx, queue_rx) = mpsc::channel(2);
-        let notifier = Notifier {
-            queue: queue_tx,
-            dropped: stats.webhook_dropped.clone(),
-        };
+        let notifier = Notifier::default();
         tokio::spawn(send_webhooks(
             reqwest::Client::new(),
             url,
-            queue_rx,
+            notifier.clone(),
             FAST,
+            HOUR,
             stats.clone(),
         ));
 
@@ -2022,10 +2436,10 @@ mod tests {
         let (latest_tx, _latest_rx) = watch::channel(None);
         let (firing_tx, _firing_rx) = watch::channel(Vec::new());
         let every = Duration::from_millis(10);
-        let start = std::time::Instant::now();
         tokio::spawn(sample_loop(
             Scripted(values.into()),
             every,
+            SEC,
             Some(40),
             sample_tx,
             latest_tx,
@@ -2036,7 +2450,7 @@ mod tests {
             Engine::new(rules),
             sample_rx,
             record_tx,
-            Some(notifier),
+            Some(notifier.clone()),
             firing_tx,
             stats.clone(),
             false,
@@ -2050,20 +2464,124 @@ mod tests {
         time::timeout(Duration::from_secs(10), collect)
             .await
             .expect("測定が止まった");
-        // 40回の測定は10msおきに進み、webhookを待ちませんでした（時間は遅いマシンのために大きく取っています）
+        // 40回の測定は、webhookを待たずに進みました
         assert_eq!(alerts, 40);
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{:?}",
-            start.elapsed()
-        );
-        // 送り手は1件目で止まり、キューには2件だけ入るので、残りは捨てて数えられています
-        assert!(
-            stats.webhook_dropped.get() >= 40 - 1 - 2,
-            "dropped = {}",
-            stats.webhook_dropped.get()
-        );
         assert_eq!(stats.samples.get(), 40);
+        // 送る係は1件目で止まったまま。それでも表に残るのは、この組の最新の状態1つだけです
+        assert_eq!(notifier.undelivered(), 1);
+    }
+
+    /// 書き出し（標準出力）が詰まっても、評価は止まらず、測定も進みます
+    #[tokio::test]
+    async fn a_blocked_output_never_stops_evaluation() {
+        let stats = Stats::default();
+        let rules = cpu_rule("for = \"1 sample\"");
+        let values: Vec<f64> = (0..40)
+            .map(|i| if i % 2 == 0 { 95.0 } else { 50.0 })
+            .collect();
+        let (sample_tx, sample_rx) = mpsc::channel(4);
+        // 書き出しの係の代わり: 容量1で、だれも読みません
+        let (record_tx, _blocked) = mpsc::channel(1);
+        let (latest_tx, _latest_rx) = watch::channel(None);
+        let (firing_tx, firing_rx) = watch::channel(Vec::new());
+        let sampler = tokio::spawn(sample_loop(
+            Scripted(values.into()),
+            Duration::from_millis(5),
+            SEC,
+            Some(40),
+            sample_tx,
+            latest_tx,
+            stats.clone(),
+            CancellationToken::new(),
+        ));
+        let notifier = Notifier::default();
+        tokio::spawn(evaluate(
+            Engine::new(rules),
+            sample_rx,
+            record_tx,
+            Some(notifier.clone()),
+            firing_tx,
+            stats.clone(),
+            true,
+        ));
+        time::timeout(Duration::from_secs(10), sampler)
+            .await
+            .expect("書き出しが詰まって、測定まで止まった")
+            .unwrap()
+            .unwrap();
+        assert_eq!(stats.samples.get(), 40);
+        assert!(
+            stats.output_dropped.get() >= 39 - 1,
+            "{}",
+            stats.output_dropped.get()
+        );
+        // 最後のサンプル（50%）で解決した状態まで、評価が進んでいます
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !firing_rx.borrow().is_empty() || notifier.undelivered() != 1 {
+            assert!(Instant::now() < deadline, "評価が最後まで進まない");
+            time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// 測定が返ってこなくても（応答しないマウント）、測定のタスクは止まらず、戻ったら続けます
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_sample_times_out_and_sampling_resumes() {
+        struct Gate {
+            taken: u64,
+            release: std::sync::mpsc::Receiver<()>,
+        }
+        impl Sampler for Gate {
+            fn sample(&mut self, ts: u64) -> Sample {
+                self.taken += 1;
+                if self.taken == 2 {
+                    let _ = self.release.recv(); // 2回目の測定は、放されるまで戻りません
+                }
+                cpu_sample(ts, 10.0)
+            }
+        }
+        let (release, gate) = std::sync::mpsc::channel();
+        let stats = Stats::default();
+        let (sample_tx, mut sample_rx) = mpsc::channel(16);
+        let (latest_tx, _latest_rx) = watch::channel(None);
+        let sampler = Gate {
+            taken: 0,
+            release: gate,
+        };
+        let task = tokio::spawn(sample_loop(
+            sampler,
+            Duration::from_millis(20),
+            Duration::from_millis(50),
+            Some(4),
+            sample_tx,
+            latest_tx,
+            stats.clone(),
+            CancellationToken::new(),
+        ));
+        let first = time::timeout(Duration::from_secs(5), sample_rx.recv())
+            .await
+            .expect("1回目の測定が来ない")
+            .unwrap();
+        // 2回目は時間切れになり、測定のタスクは止まらずに次の周期を数えます
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stats.sample_timeouts.get() == 0 {
+            assert!(Instant::now() < deadline, "時間切れにならない");
+            time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(stats.samples.get(), 1);
+        assert_eq!(stats.last_sample_ms.load(Ordering::Relaxed), first.ts);
+        release.send(()).unwrap();
+        // 戻ってきたサンプラーで、残りの3回を測ります
+        let mut rest = Vec::new();
+        while let Some(sample) = time::timeout(Duration::from_secs(5), sample_rx.recv())
+            .await
+            .expect("測定が再開しない")
+        {
+            rest.push(sample);
+        }
+        task.await.unwrap().unwrap();
+        assert_eq!(rest.len(), 3);
+        assert_eq!(stats.sample_timeouts.get(), 1);
+        assert!(rest.windows(2).all(|w| w[0].ts < w[1].ts));
     }
 
     // ---- /metrics ----
@@ -2102,6 +2620,7 @@ mod tests {
         sample.load = Some([0.5, 0.25, 0.125]);
         sample.disks = vec![Disk {
             mount: "/".into(),
+            fs_type: "ext4".into(),
             total_bytes: 100,
             available_bytes: 40,
         }];
@@ -2109,10 +2628,15 @@ mod tests {
             interface: "eth0".into(),
             rx_bytes_per_sec: 1500.0,
             tx_bytes_per_sec: 0.0,
+            rx_bytes_total: 123_456,
+            tx_bytes_total: 789,
         }];
         let stats = Stats::default();
         stats.samples.inc_by(7);
-        stats.webhook_dropped.inc_by(3);
+        stats.sample_timeouts.inc_by(3);
+        stats
+            .last_sample_ms
+            .store(1_700_000_000_500, Ordering::Relaxed);
         let (_latest_tx, latest) = watch::channel(Some(Arc::new(sample)));
         let (_firing_tx, firing) = watch::channel(vec![test_alert()]);
         let stop = CancellationToken::new();
@@ -2124,6 +2648,7 @@ mod tests {
                 latest,
                 firing,
                 stats,
+                stale_after: None,
             },
             stop.clone(),
         ));
@@ -2156,16 +2681,27 @@ mod tests {
         assert_eq!(m["monitor_memory_used_bytes"], 250.0);
         assert_eq!(m["monitor_load_average{period=\"15m\"}"], 0.125);
         assert_eq!(m["monitor_disk_available_bytes{mount=\"/\"}"], 40.0);
-        assert_eq!(
-            m["monitor_network_receive_bytes_per_second{interface=\"eth0\"}"],
-            1500.0
+        // 受信・送信はOSのカウンタそのもの（毎秒の量はPrometheusのrate()で計算します）
+        assert!(
+            text.contains("# TYPE monitor_network_receive_bytes_total counter\n"),
+            "{text}"
         );
+        assert_eq!(
+            m["monitor_network_receive_bytes_total{interface=\"eth0\"}"],
+            123_456.0
+        );
+        assert_eq!(
+            m["monitor_network_transmit_bytes_total{interface=\"eth0\"}"],
+            789.0
+        );
+        assert!(!text.contains("per_second"), "{text}");
+        assert_eq!(m["monitor_last_sample_timestamp_seconds"], 1_700_000_000.5);
         assert_eq!(
             m["monitor_alerts_firing{rule=\"cpu\",target=\"\",severity=\"critical\"}"],
             1.0
         );
         assert_eq!(m["monitor_samples_total"], 7.0);
-        assert_eq!(m["monitor_webhook_dropped_total"], 3.0);
+        assert_eq!(m["monitor_sample_timeouts_total"], 3.0);
 
         stop.cancel();
         time::timeout(Duration::from_secs(10), server)

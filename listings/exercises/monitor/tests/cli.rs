@@ -230,6 +230,14 @@ fn serves_metrics_and_stops_cleanly_on_ctrl_c() {
         thread::sleep(Duration::from_millis(50));
     };
     let cpu = metric(&body, "monitor_cpu_usage_percent").expect("CPU使用率がない");
+    // 最後に測った時刻も出ているので、測定が止まれば外から分かります
+    let last =
+        metric(&body, "monitor_last_sample_timestamp_seconds").expect("最後の測定の時刻がない");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - last).abs() < 10.0, "{now} - {last}");
     assert!((0.0..=100.0).contains(&cpu));
     assert!(metric(&body, "monitor_memory_total_bytes").unwrap() > 0.0);
     assert!(http_get(&addr, "/nothing").contains(" 404 "));
@@ -269,4 +277,88 @@ fn sigterm_stops_it_too() {
     let status = wait_with_deadline(&mut child);
     assert!(status.success(), "{status}");
     wait_for_line(&lines, "停止しました");
+}
+
+/// webhookの受け手: 1つ目の接続は応答せずに切り、その後は200を返して本文を集めます
+fn webhook_receiver() -> (String, mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(value) = lower.strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            if i == 0 {
+                continue; // 応答せずに切る（送り手には、URL入りのエラーになります）
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+        }
+    });
+    (addr, rx)
+}
+
+/// 発火中の警告は`--repeat-interval`ごとに送り直され、本文にはマシンの名前が入ります。
+/// webhookのURLのパス（SlackやDiscordでは秘密のトークン）は、失敗したときもログに出ません
+#[test]
+fn webhook_alerts_are_resent_and_the_secret_url_is_never_logged() {
+    let (addr, bodies) = webhook_receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("always.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"always\"\nmetric = \"cpu_percent\"\nop = \">=\"\nthreshold = 0\n",
+    )
+    .unwrap();
+    let url = format!("http://{addr}/services/T000/B000/TOPSECRET");
+    let out = run(&[
+        "--config",
+        rules.to_str().unwrap(),
+        "--interval",
+        "50ms",
+        "--count",
+        "30",
+        "--webhook",
+        &url,
+        "--repeat-interval",
+        "200ms",
+        "--instance",
+        "test-host",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let received: Vec<serde_json::Value> = bodies
+        .try_iter()
+        .map(|b| serde_json::from_str(&b).unwrap())
+        .collect();
+    // 約1.5秒の間に、1回目（切られた接続）のやり直しと、200msごとの送り直し
+    assert!(received.len() >= 3, "{received:?}\n{}", out.stderr);
+    for alert in &received {
+        assert_eq!(alert["rule"], "always");
+        assert_eq!(alert["state"], "firing");
+        assert_eq!(alert["instance"], "test-host");
+    }
+    assert!(out.stderr.contains("webhookに送れません"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("http://{addr}/…")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("TOPSECRET"), "{}", out.stderr);
 }
