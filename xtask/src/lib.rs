@@ -506,4 +506,14 @@ mod tests {
         assert_eq!(normalize(Path::new("a/../b/./c.html")), "b/c.html");
         assert_eq!(normalize(Path::new("ch19-01.html")), "ch19-01.html");
     }
+
+    #[test]
+    fn link_previews_end_at_a_sentence() {
+        assert_eq!(summarize("短い段落です。", 10), "短い段落です。");
+        assert_eq!(
+            summarize("一つ目の文です。二つ目の文は長いです。", 12),
+            "一つ目の文です。"
+        );
+        assert_eq!(summarize("句点のない長い長い段落", 6), "句点のない…");
+    }
 }
