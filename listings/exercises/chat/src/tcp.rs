@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout;
@@ -58,10 +58,20 @@ async fn tcp_connection(
 }
 
 /// 満員を1行で伝えて閉じます。
-async fn refuse(mut stream: TcpStream, line: String) {
+async fn refuse(stream: TcpStream, line: String) {
+    say_and_close(stream, format!("{line}\n").as_bytes()).await;
+}
+
+/// `bytes`を書いてから閉じます。相手が送ってきたものを読まずに閉じると、カーネルは
+/// FINの代わりにRSTを送り、相手がまだ読んでいない`bytes`まで捨てられることがあるので、
+/// 相手が閉じるまで（長くても`FAREWELL_TIMEOUT`）読み捨ててから閉じます。
+pub(crate) async fn say_and_close(mut stream: TcpStream, bytes: &[u8]) {
     let _ = timeout(FAREWELL_TIMEOUT, async {
-        stream.write_all(format!("{line}\n").as_bytes()).await?;
-        stream.shutdown().await
+        stream.write_all(bytes).await?;
+        stream.shutdown().await?;
+        let mut sink = [0; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
     })
     .await;
 }

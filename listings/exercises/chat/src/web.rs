@@ -18,14 +18,13 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::{Listener, ListenerExt};
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::timeout;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::connection::{Chat, FAREWELL_TIMEOUT, connection};
+use crate::connection::{Chat, connection};
 use crate::protocol::{Input, Output};
 
 /// WebSocketの1メッセージの絶対的な上限。`--max-line`を超える行はこれより手前でエラーにします。
@@ -114,18 +113,14 @@ impl Listener for SeatedListener {
 }
 
 /// 満員を`503 Service Unavailable`で伝えて閉じます。
-async fn refuse_http(mut stream: TcpStream, line: String) {
+async fn refuse_http(stream: TcpStream, line: String) {
     let body = format!("{line}\n");
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
          content-length: {}\r\nretry-after: 10\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = timeout(FAREWELL_TIMEOUT, async {
-        stream.write_all(response.as_bytes()).await?;
-        stream.shutdown().await
-    })
-    .await;
+    crate::tcp::say_and_close(stream, response.as_bytes()).await;
 }
 // ANCHOR_END: seated
 
