@@ -17,16 +17,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The HTML book, built once for all the tests of this file (the same build as
-/// `cargo xtask build`: diagrams rendered, search index written).
+/// The HTML book, the same build as `cargo xtask build` (diagrams rendered, search index
+/// written), built once for all the tests (and reused until a source changes).
 fn html_dir() -> &'static Path {
-    static BUILT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_dir, html) = BUILT.get_or_init(|| {
-        let out = tempfile::tempdir().unwrap();
-        let html = xtask::build_book(&root(), Some(out.path())).expect("the HTML book builds");
-        (out, html)
-    });
-    html
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| xtask::build_book_for_tests(&root()).expect("the HTML book builds"))
 }
 
 /// The chapters of the built book (not the pages mdBook generates from them).

@@ -1,6 +1,7 @@
 //! What `cargo xtask` does, as a library so that the book's tests build the book the same way.
 //!
-//! - [`build_book`]: mdBook (as a library) + the [`Diagrams`] preprocessor + the Pagefind index.
+//! - [`build_book`]: mdBook (as a library) + the [`Diagrams`] preprocessor + the Pagefind index;
+//!   [`build_book_for_tests`]: the same, built once and reused while its inputs are unchanged.
 //! - [`router`]: the static file server of `cargo xtask serve` and of the browser test.
 //! - [`check_links`]: every internal link and `#anchor` of the built HTML resolves.
 
@@ -36,6 +37,98 @@ pub fn build_book(root: &Path, dest: Option<&Path>) -> Result<PathBuf> {
     add_link_previews(&html, &title)?;
     index_for_search(&html)?;
     Ok(html)
+}
+
+/// The book built for the tests, shared by every test binary (`tests/book.rs`, the browser
+/// test) and reused while nothing it is built from changed: a warm `cargo test` does not
+/// build the book at all. Each build lives in `<target>/book-for-tests/<fingerprint>/`, the
+/// fingerprint being a hash of its inputs (`book.toml`, `src/`, `theme/`, `listings/`, and
+/// this crate's sources, which decide how it is built). A build is moved into place whole, a
+/// file lock keeps two `cargo test`s from building at once, and a build is only removed
+/// when it is an hour old and another one is current, so a test still reading it keeps it.
+/// Returns the HTML directory. Nothing may write into it.
+pub fn build_book_for_tests(root: &Path) -> Result<PathBuf> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    use std::time::{Duration, SystemTime};
+
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root.join(t) })
+        .unwrap_or_else(|| root.join("target"));
+    let dir = target.join("book-for-tests");
+    fs::create_dir_all(&dir)?;
+
+    let mut hasher = DefaultHasher::new();
+    let mut inputs = vec![root.join("book.toml")];
+    for sub in ["src", "theme", "listings", "xtask/src"] {
+        inputs.extend(files_under(&root.join(sub))?);
+    }
+    inputs.sort();
+    for file in &inputs {
+        file.hash(&mut hasher);
+        fs::read(file)
+            .with_context(|| file.display().to_string())?
+            .hash(&mut hasher);
+    }
+    let fingerprint = format!("{:016x}", hasher.finish());
+    let current = dir.join(&fingerprint);
+    // mdBook writes the HTML into the build directory itself when it is the only renderer
+    let html = |build: &Path| {
+        let nested = build.join("html");
+        if nested.is_dir() {
+            nested
+        } else {
+            build.to_path_buf()
+        }
+    };
+    if html(&current).join("index.html").exists() {
+        return Ok(html(&current));
+    }
+
+    let lock = fs::File::create(dir.join("lock"))?;
+    lock.lock()?; // released when `lock` is dropped
+    if !html(&current).join("index.html").exists() {
+        let building = dir.join(format!("building-{}", std::process::id()));
+        if building.exists() {
+            fs::remove_dir_all(&building)?;
+        }
+        build_book(root, Some(&building))?;
+        fs::rename(&building, &current)?;
+    }
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for entry in fs::read_dir(&dir)?.flatten() {
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < an_hour_ago);
+        if path.is_dir() && path != current && old {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+    Ok(html(&current))
+}
+
+/// Every file under `dir` (build output `target/` excluded), or none if `dir` does not exist.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "target") {
+                    stack.push(path);
+                }
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// How many characters of a page's first paragraph its link preview shows.
