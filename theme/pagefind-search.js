@@ -37,6 +37,7 @@
     let more = null;
     let searchId = 0;
     let pending = [];
+    let shownTerm = "";
 
     function el(tag, className, text) {
         const e = document.createElement(tag);
@@ -83,7 +84,10 @@
     }
 
     // 1ページ分の結果: ページの題と、語を多く含む見出し（最大3つ、本文の順）とその抜粋。
-    function renderResult(data) {
+    // 語の並びのまま（「共有メモリ」）を含む抜粋の見出しを、部分だけを含むものより先に選びます。
+    function renderResult(data, term) {
+        const plain = (html) => html.replace(/<[^>]*>/g, "");
+        const whole = (s) => (term && plain(s.excerpt).includes(term) ? 1 : 0);
         const li = el("li", "pagefind-ui__result");
         const inner = el("div", "pagefind-ui__result-inner");
         li.appendChild(inner);
@@ -96,8 +100,8 @@
         const seen = new Set();
         const subs = (data.sub_results || [])
             .filter((s) => s.url !== data.url && s.title !== data.meta.title)
-            .map((s, order) => ({ ...s, order, hits: (s.locations || []).length }))
-            .sort((a, b) => b.hits - a.hits)
+            .map((s, order) => ({ ...s, order, hits: (s.locations || []).length, whole: whole(s) }))
+            .sort((a, b) => b.whole - a.whole || b.hits - a.hits)
             .filter((s) => {
                 if (seen.has(s.excerpt)) return false;
                 seen.add(s.excerpt);
@@ -129,7 +133,7 @@
         const batch = pending.splice(0, firstShown);
         const data = await Promise.all(batch.map((r) => r.data()));
         if (id !== searchId) return;
-        for (const d of data) list.appendChild(renderResult(d));
+        for (const d of data) list.appendChild(renderResult(d, shownTerm));
         more.hidden = pending.length === 0;
     }
 
@@ -146,6 +150,7 @@
         const results = await rankedSearch(term);
         if (id !== searchId) return; // 入力が続いて、新しい検索が始まった
         pending = results.slice();
+        shownTerm = term.replace(/"/g, "");
         await showMore(id);
         if (id !== searchId) return;
         // 結果を描いてから件数を出します（「検索しています」が消えたら結果がそろっています）。
@@ -155,16 +160,6 @@
                 : "「" + term + "」の検索結果: " + results.length + "ページ";
     }
 
-    function load(tag, attrs) {
-        return new Promise(function (resolve, reject) {
-            const e = document.createElement(tag);
-            Object.assign(e, attrs);
-            e.onload = resolve;
-            e.onerror = reject;
-            document.head.appendChild(e);
-        });
-    }
-
     async function init() {
         const probe = await fetch(bundle + "pagefind.js", { method: "HEAD" }).catch(() => null);
         if (!probe || !probe.ok) return; // 索引がない（mdbook serveなど）
@@ -172,7 +167,6 @@
         const buttons = document.querySelector("#mdbook-menu-bar .left-buttons");
         const menuBar = document.getElementById("mdbook-menu-bar");
         if (!buttons || !menuBar) return;
-        load("link", { rel: "stylesheet", href: bundle + "pagefind-ui.css" }).catch(() => {});
 
         button = el("button", "icon-button");
         button.id = "pagefind-toggle";
