@@ -529,15 +529,71 @@ fn the_404_page_works_at_any_depth() {
 #[test]
 fn run_buttons_and_diagrams() {
     let Some(tab) = tab() else { return };
+    // mdBook's book.js asks play.rust-lang.org for its crate list before it shows a Run
+    // button, and sends the code there when it is pressed. The test has no network: the page
+    // gets the committed crate list instead, and what a Run button would send is recorded.
+    let crates: Vec<String> =
+        std::fs::read_to_string(xtask::workspace_root().join("xtask/data/playground-crates.txt"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|id| format!("{{\"id\":\"{id}\"}}"))
+            .collect();
+    let fake_playground = format!(
+        "(() => {{ const real = window.fetch; window.__sent = [];
+            window.fetch = (url, options) => {{
+                if (String(url).startsWith('https://play.rust-lang.org/meta/crates'))
+                    return Promise.resolve(new Response('{{\"crates\":[{}]}}'));
+                if (String(url).startsWith('https://play.rust-lang.org/evaluate.json')) {{
+                    window.__sent.push(JSON.parse(options.body));
+                    return Promise.resolve(new Response('{{\"result\":\"ok\"}}'));
+                }}
+                return real(url, options);
+            }}; }})();",
+        crates.join(",")
+    );
+    tab.call_method(Page::AddScriptToEvaluateOnNewDocument {
+        source: fake_playground,
+        world_name: None,
+        include_command_line_api: None,
+        run_immediately: None,
+    })
+    .unwrap();
     open(&tab, &SITE.url("ch19-01-threads.html"));
     tab.wait_for_element("pre code").unwrap();
-    assert_eq!(
-        eval(
+    // Every runnable listing shows its button once the crate list has arrived; `no_run` ones not.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let buttons = loop {
+        let state = eval_list(
             &tab,
-            "!!document.querySelector('pre.playground .play-button')"
-        ),
-        "true",
-        "runnable listings get a Run button"
+            "[...document.querySelectorAll('pre.playground')].map(p => {
+                const b = p.querySelector('.play-button');
+                const noRun = p.querySelector('code').classList.contains('no_run');
+                return (noRun ? 'no_run ' : 'run ') + (b && !b.hidden && !b.classList.contains('hidden') ? 'shown' : 'hidden'); })",
+        )
+        .unwrap_or_default();
+        if state.iter().any(|s| s == "run shown") || Instant::now() > deadline {
+            break state;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        !buttons.is_empty()
+            && buttons
+                .iter()
+                .all(|s| s == "run shown" || s == "no_run hidden"),
+        "Run buttons (listing kind, button): {buttons:?}"
+    );
+    // Pressing one sends the whole program, hidden lines included, as edition 2024.
+    eval(
+        &tab,
+        "document.querySelector('pre.playground .play-button:not(.hidden)').click()",
+    );
+    let sent = eval(&tab, "window.__sent");
+    assert!(
+        sent.contains("fn main") && sent.contains("\"edition\":\"2024\""),
+        "what the Run button sends: {sent}"
     );
     assert_eq!(
         eval(
