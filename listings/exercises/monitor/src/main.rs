@@ -514,7 +514,7 @@ impl TargetFilter {
 /// globの一覧を1つの集合にします。書き誤りは、その位置を指すエラーにします
 fn glob_set(
     globs: &[toml::Spanned<String>],
-    err: impl Fn(std::ops::Range<usize>, String) -> ConfigError,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
 ) -> Result<Option<globset::GlobSet>, ConfigError> {
     if globs.is_empty() {
         return Ok(None);
@@ -893,6 +893,7 @@ impl Clock {
 /// 待たずに次の周期へ進み（その周期のサンプルはありません）、止まった測定が戻ってきたら、
 /// サンプラーを受け取り直して続けます。時間切れは`monitor_sample_timeouts_total`で、
 /// 最後のサンプルの時刻は`monitor_last_sample_timestamp_seconds`で外から分かります。
+#[allow(clippy::too_many_arguments)] // タスクの入力と出力を、呼び出しの場で1つずつ見せるため
 async fn sample_loop<S: Sampler>(
     sampler: S,
     every: Duration,
@@ -1364,6 +1365,8 @@ type Labels = Vec<(&'static str, String)>;
 /// 1つの系列の、ラベルと値
 type Point = (Labels, f64);
 type F64Gauge = Gauge<f64, AtomicU64>;
+/// カウンタの系列の、ラベルと値
+type CounterPoint = (Labels, u64);
 
 /// /metricsのハンドラが読むもの。最新のサンプルと発火中の警告はwatchチャネルの受信側です。
 #[derive(Clone)]
@@ -1384,7 +1387,7 @@ fn render_metrics(
 ) -> Result<String, fmt::Error> {
     // （名前, 説明, ラベルと値の組）の表を作ってから、まとめてGaugeやCounterのFamilyにします
     let mut gauges: Vec<(&str, &str, Vec<Point>)> = Vec::new();
-    let mut counters: Vec<(&str, &str, Vec<(Labels, u64)>)> = Vec::new();
+    let mut counters: Vec<(&str, &str, Vec<CounterPoint>)> = Vec::new();
     // 最後に測り終えた時刻。止まったマウントで測定が進まないとき、外からは
     // `time() - monitor_last_sample_timestamp_seconds`で分かります
     let last = stats.last_sample_ms.load(Ordering::Relaxed);
