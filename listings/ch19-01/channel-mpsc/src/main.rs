@@ -142,6 +142,20 @@ mod tests {
         is_send::<mpsc::Sender<String>>();
         fn is_sync<T: Sync>() {}
         is_sync::<mpsc::Sender<String>>();
+        // `Receiver`が`Sync`か`Clone`なら、下の`_`に当てはまる実装が2つになって
+        // 型が決まらず、コンパイルエラーになります（実装がないことをコンパイル時に確かめる定番の技）。
+        trait AmbiguousIfSync<A> {
+            fn check() {}
+        }
+        impl<T> AmbiguousIfSync<()> for T {}
+        impl<T: Sync> AmbiguousIfSync<u8> for T {}
+        <mpsc::Receiver<String> as AmbiguousIfSync<_>>::check();
+        trait AmbiguousIfClone<A> {
+            fn check() {}
+        }
+        impl<T> AmbiguousIfClone<()> for T {}
+        impl<T: Clone> AmbiguousIfClone<u8> for T {}
+        <mpsc::Receiver<String> as AmbiguousIfClone<_>>::check();
         let (tx, rx) = mpsc::channel();
         let consumer = thread::spawn(move || rx.iter().sum::<u32>());
         for i in 1..=4 {
