@@ -26,6 +26,31 @@ const BUILTIN: &[&str] = &[
 /// (`tokio::spawn`, `#[tokio::main]`, `use rayon::prelude::*`) and its `extern crate`s,
 /// less the names it defines or imports itself (`mod net`, `use std::sync::mpsc` → `mpsc`).
 fn crates_used(code: &str) -> BTreeSet<String> {
+    let (roots, local, _) = read_paths(code);
+    roots
+        .into_iter()
+        .filter(|root| {
+            !local.contains(root)
+                && !BUILTIN.contains(&root.as_str())
+                && root.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        })
+        .collect()
+}
+
+/// What `code` does that the Playground's sandbox does not allow (it runs one process with no
+/// network): starting processes. A listing that does is marked `noplayground`.
+fn sandbox_problems(code: &str) -> Vec<&'static str> {
+    let (_, _, pairs) = read_paths(code);
+    let mut problems = Vec::new();
+    if pairs.contains("Command::new") || pairs.contains("env::current_exe") {
+        problems.push("starts a process");
+    }
+    problems
+}
+
+/// The roots of `code`'s paths, the names it defines or imports, and every `a::b` pair in it,
+/// outside `#[cfg(test)]` items.
+fn read_paths(code: &str) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
     // The code as the Playground gets it: mdBook hides `# ` lines on the page only.
     let code: String = code
         .lines()
@@ -43,15 +68,9 @@ fn crates_used(code: &str) -> BTreeSet<String> {
         .expect("a listing with a Run button is valid Rust");
     let mut roots = BTreeSet::new();
     let mut local = BTreeSet::new();
-    walk(tokens, &mut roots, &mut local);
-    roots
-        .into_iter()
-        .filter(|root| {
-            !local.contains(root)
-                && !BUILTIN.contains(&root.as_str())
-                && root.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        })
-        .collect()
+    let mut pairs = BTreeSet::new();
+    walk(tokens, &mut roots, &mut local, &mut pairs);
+    (roots, local, pairs)
 }
 
 fn is_punct(token: Option<&TokenTree>, ch: char) -> bool {
@@ -64,7 +83,12 @@ fn path_sep_at(tokens: &[TokenTree], i: usize) -> bool {
         && is_punct(tokens.get(i + 1), ':')
 }
 
-fn walk(stream: TokenStream, roots: &mut BTreeSet<String>, local: &mut BTreeSet<String>) {
+fn walk(
+    stream: TokenStream,
+    roots: &mut BTreeSet<String>,
+    local: &mut BTreeSet<String>,
+    pairs: &mut BTreeSet<String>,
+) {
     let tokens: Vec<TokenTree> = stream.into_iter().collect();
     let mut i = 0;
     while i < tokens.len() {
@@ -84,7 +108,7 @@ fn walk(stream: TokenStream, roots: &mut BTreeSet<String>, local: &mut BTreeSet<
             continue;
         }
         match &tokens[i] {
-            TokenTree::Group(group) => walk(group.stream(), roots, local),
+            TokenTree::Group(group) => walk(group.stream(), roots, local, pairs),
             TokenTree::Ident(ident) if ident == "use" => {
                 // `use a::b::{c, d as e};`: `a` is a root, every other name is imported.
                 let mut j = i + 1;
@@ -119,6 +143,11 @@ fn walk(stream: TokenStream, roots: &mut BTreeSet<String>, local: &mut BTreeSet<
                 let turbofish = is_punct(tokens.get(i + 3), '<');
                 if !continues && !turbofish && path_sep_at(&tokens, i + 1) {
                     roots.insert(ident.to_string());
+                }
+                if path_sep_at(&tokens, i + 1)
+                    && let Some(TokenTree::Ident(next)) = tokens.get(i + 3)
+                {
+                    pairs.insert(format!("{ident}::{next}"));
                 }
             }
             _ => {}
@@ -261,6 +290,14 @@ fn run_buttons_use_only_crates_the_playground_has() {
     let mut problems = BTreeSet::new();
     for block in &blocks {
         let first_line = block.code.lines().find(|l| !l.trim().is_empty());
+        for problem in sandbox_problems(&block.code) {
+            problems.insert(format!(
+                "{} (```{}, starting `{}`): {problem}, which the Playground cannot; mark the block `noplayground`",
+                block.page,
+                block.info,
+                first_line.unwrap_or_default().trim()
+            ));
+        }
         for krate in crates_used(&block.code) {
             let at = format!(
                 "{} (```{}, starting `{}`)",
@@ -340,6 +377,16 @@ async fn main() {
         crates_used(code).into_iter().collect::<Vec<_>>(),
         ["futures", "rayon", "tokio", "tokio_util"]
     );
+}
+
+#[test]
+fn starting_a_process_is_found_outside_test_code_only() {
+    let spawns =
+        "use std::process::Command;\nfn main() { Command::new(std::env::current_exe().unwrap()); }";
+    assert_eq!(sandbox_problems(spawns), ["starts a process"]);
+    let test_only =
+        "fn main() {}\n#[cfg(test)]\nmod tests { fn t() { std::process::Command::new(\"x\"); } }";
+    assert!(sandbox_problems(test_only).is_empty());
 }
 
 #[test]
