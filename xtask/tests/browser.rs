@@ -704,7 +704,9 @@ fn print_view_has_every_page_in_order_and_prints_to_pdf() {
     // Printing all of print.html takes ~20 s (it lays out the whole book whatever the page
     // range), so the test prints one chapter; with BOOK_PDF=path/book.pdf it prints the whole
     // book there (A4) and reports the page count.
-    let whole = std::env::var_os("BOOK_PDF").map(PathBuf::from);
+    let whole = std::env::var_os("BOOK_PDF")
+        .map(PathBuf::from)
+        .map(|path| xtask::workspace_root().join(path)); // relative to the repository
     if whole.is_none() {
         open(&tab, &SITE.url(&chapters[0]));
     }
