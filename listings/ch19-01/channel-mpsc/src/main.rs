@@ -127,6 +127,24 @@ mod tests {
     }
 
     #[test]
+    fn channel_never_makes_the_sender_wait_but_sync_channel_does() {
+        // 本文の主張: `channel`には容量の上限がなく、誰も受け取っていなくても`send`はすぐ戻ります。
+        let (tx, rx) = mpsc::channel();
+        for i in 0..10_000 {
+            tx.send(i).unwrap();
+        }
+        assert_eq!(rx.try_iter().count(), 10_000);
+
+        // `sync_channel(2)`は2つでいっぱいになり、3つ目は受信側が取り出すまで入りません。
+        let (tx, rx) = mpsc::sync_channel(2);
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        assert_eq!(tx.try_send(3), Err(mpsc::TrySendError::Full(3)));
+        assert_eq!(rx.recv(), Ok(1));
+        assert_eq!(tx.try_send(3), Ok(()));
+    }
+
+    #[test]
     fn sending_fails_once_the_receiver_is_gone() {
         let (tx, rx) = mpsc::channel();
         drop(rx);
