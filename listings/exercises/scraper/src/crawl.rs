@@ -112,7 +112,7 @@ pub(crate) async fn crawl(
             }
             next = running.next() => match next {
                 Some(next) => next,
-                None => break, // すべての仕事が終わった
+                None => break, // すべてのタスクが終わった
             },
         };
         progress.inc(1);
@@ -167,7 +167,6 @@ pub(crate) async fn crawl(
         }
         // ANCHOR_END: scope
         summary.add(&record, job.start);
-        // 標準出力も同じ端末なら、1行を書く間だけプログレスバーを消します。
         out.write(&record).await?;
         for job in next {
             if frontier.admit(&job.url, job.start) {
@@ -176,7 +175,8 @@ pub(crate) async fn crawl(
             }
         }
     }
-    // ここで`running`がドロップされ、まだ動いているタスクはすべてキャンセルされます。
+    // `JoinSet`をドロップすると、まだ動いているタスクはすべて`abort`でキャンセルされます。
+    drop(running);
     out.finish().await?;
     Ok(summary)
 }

@@ -118,23 +118,23 @@ pub(crate) async fn fetch_with_retry(
         let Verdict::Transient { retry_after } = verdict(&result) else {
             return Tried { result, count };
         };
+        if let Some(after) = retry_after.filter(|&after| after > MAX_RETRY_AFTER) {
+            // 「しばらく来るな」はこのURLではなく、このホスト全体への指示です。
+            // このホストへのほかのリクエストも、送らずに失敗として記録します。
+            let why = format!(
+                "サーバーが{}秒待つよう求めた（Retry-After）ので、このホストをあきらめました",
+                after.as_secs()
+            );
+            tracing::warn!(host = %url.origin().ascii_serialization(), "{why}");
+            let _ = host.abandoned.set(why);
+            return Tried { result, count };
+        }
         if count > limits.retries {
             return Tried { result, count };
         }
         let mut wait = backoff(limits.backoff, count);
         tracing::info!(%url, attempt = count, "一時的な失敗なのでやり直します");
         if let Some(after) = retry_after {
-            if after > MAX_RETRY_AFTER {
-                // 「しばらく来るな」はこのURLではなく、このホスト全体への指示です。
-                // このホストへのほかのリクエストも、送らずに失敗として記録します。
-                let why = format!(
-                    "サーバーが{}秒待つよう求めた（Retry-After）ので、このホストをあきらめました",
-                    after.as_secs()
-                );
-                tracing::warn!(host = %url.origin().ascii_serialization(), "{why}");
-                let _ = host.abandoned.set(why);
-                return Tried { result, count };
-            }
             // 「いつまで待て」と言われたら、このホストへのほかのリクエストもそれまで止めます。
             host.pause_until(Instant::now() + after);
             wait = wait.max(after);
