@@ -26,18 +26,18 @@ pub mod sync {
 use sync::{AtomicU64, Mutex, Ordering};
 
 // ANCHOR: counters
-/// リスト19-22の1回分: 読む`load`と書く`store`が別々の操作（競合状態がある）。
+/// `load`と`store`に分けた版の1回分: 読む操作と書く操作が別々（競合状態がある）。
 pub fn increment_racy(counter: &AtomicU64) {
     let temp = counter.load(Ordering::Relaxed);
     counter.store(temp + 1, Ordering::Relaxed);
 }
 
-/// リスト19-24の1回分: 読んで、足して、書くまでが1つのアトミック操作。
+/// `fetch_add`版の1回分: 読んで、足して、書くまでが1つのアトミック操作。
 pub fn increment_fetch_add(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// リスト19-23の1回分: 読んでから書くまでをロックで囲む。
+/// `Mutex`版の1回分: 読んでから書くまでをロックで囲む。
 pub fn increment_locked(counter: &Mutex<u64>) {
     let mut value = counter.lock().unwrap();
     *value += 1;
