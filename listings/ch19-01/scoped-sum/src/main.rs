@@ -122,15 +122,26 @@ mod tests {
         assert_eq!(max_alive.into_inner(), 1);
     }
 
-    /// 本文の主張: `join`しなかったスレッドがパニックすると、`thread::scope`もパニックします。
+    /// 本文の主張: `join`しなかったスレッドがパニックすると、全員の終わりを待ってから
+    /// `thread::scope`もパニックします。
     #[test]
     fn a_panic_in_an_unjoined_scoped_thread_reaches_the_caller() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let slow_one_finished = AtomicBool::new(false);
         let result = std::panic::catch_unwind(|| {
             thread::scope(|s| {
                 s.spawn(|| panic!("わざとパニックします"));
+                s.spawn(|| {
+                    thread::sleep(std::time::Duration::from_millis(50));
+                    slow_one_finished.store(true, Ordering::SeqCst);
+                });
             });
         });
         assert!(result.is_err());
+        assert!(
+            slow_one_finished.load(Ordering::SeqCst),
+            "パニックする前に、ほかのスレッドの終わりを待っているはず"
+        );
     }
 
     #[test]
