@@ -48,6 +48,22 @@ use tasks::{evaluate, replay, sample_loop, write_records};
 use webhook::{Notifier, RetryPolicy, redact, send_webhooks};
 
 // ANCHOR: run
+/// `future`を、スレッド1つのランタイムで最後まで動かします。
+///
+/// `#[tokio::main]`を使わないのは、終わり方のためです。ランタイムをドロップすると、`spawn_blocking`の
+/// 処理がすべて戻るまで待ち続けます。応答しないマウントで止まったままの測定のスレッドがあると、
+/// Ctrl-Cで片付けが済んでも、プロセスが終わりません。そこで`shutdown_background`で、待たずに閉じます
+/// （止まったスレッドは、プロセスの終わりとともに消えます）。
+pub fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokioのランタイムを作れません")?;
+    let result = runtime.block_on(future);
+    runtime.shutdown_background();
+    result
+}
+
 /// タスクを起動してチャネルでつなぎ、上流から順に終わるのを待ちます
 pub async fn run(cli: Cli, rules: Vec<Rule>) -> anyhow::Result<()> {
     if rules.is_empty() {

@@ -6,10 +6,10 @@ use clap::Parser;
 use monitor::Cli;
 
 // ANCHOR: main
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     monitor::init_tracing(cli.verbose, cli.quiet);
+    // 設定ファイルは、何かを起動する前に読んで検査します
     let rules = match &cli.config {
         Some(path) => match monitor::load_rules(path) {
             Ok(rules) => rules,
@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
         monitor::print_rules(cli.config.as_deref(), &rules);
         return ExitCode::SUCCESS;
     }
-    match monitor::run(cli, rules).await {
+    match monitor::block_on(monitor::run(cli, rules)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

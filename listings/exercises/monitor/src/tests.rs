@@ -723,6 +723,45 @@ async fn a_hung_sample_times_out_and_sampling_resumes() {
     assert!(rest.windows(2).all(|w| w[0].ts < w[1].ts));
 }
 
+/// 測定が返ってこないまま止めても、プロセスは終われます（ランタイムが、止まった測定のスレッドを待ちません）
+#[test]
+fn a_hung_sample_never_keeps_the_process_from_exiting() {
+    struct Stuck(std::sync::mpsc::Receiver<()>);
+    impl Sampler for Stuck {
+        fn sample(&mut self, ts: u64) -> Sample {
+            let _ = self.0.recv(); // テストの最後に放されるまで戻りません
+            cpu_sample(ts, 0.0)
+        }
+    }
+    let (release, stuck) = std::sync::mpsc::channel();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // mainと同じ道筋: ランタイムを作って動かし、終わったら閉じます
+        let result = crate::block_on(async move {
+            let (sample_tx, _sample_rx) = mpsc::channel(1);
+            let (latest_tx, _latest_rx) = watch::channel(None);
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(sample_loop(
+                Stuck(stuck),
+                Duration::from_millis(10),
+                Duration::from_millis(20),
+                None,
+                sample_tx,
+                latest_tx,
+                Stats::default(),
+                stop.clone(),
+            ));
+            time::sleep(Duration::from_millis(100)).await;
+            stop.cancel(); // Ctrl-C
+            task.await?
+        });
+        let _ = done_tx.send(result.is_ok());
+    });
+    let finished = done.recv_timeout(Duration::from_secs(10));
+    drop(release); // 止まっていた測定を放して、スレッドを片付けます
+    assert_eq!(finished, Ok(true), "止まった測定を待ち続けて、終われない");
+}
+
 // ---- /metrics ----
 
 /// Prometheusのテキスト形式を読み、`名前{ラベル}` → 値の表にします
