@@ -93,6 +93,9 @@ pub fn build_book_for_tests(root: &Path) -> Result<PathBuf> {
             fs::remove_dir_all(&building)?;
         }
         build_book(root, Some(&building))?;
+        if current.exists() {
+            fs::remove_dir_all(&current)?; // an incomplete build (interrupted before the rename)
+        }
         fs::rename(&building, &current)?;
     }
     let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
