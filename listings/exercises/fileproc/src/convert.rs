@@ -152,8 +152,8 @@ pub fn convert_file(
         Some(dst) => dst.join(rel),
         None => src.clone(), // --in-place
     };
-    // 一時ファイルは書き出し先と同じディレクトリに作ります。renameがアトミックなのは
-    // 同じファイルシステムの中だけだからです。
+    // 一時ファイルは書き出し先と同じディレクトリに作ります。renameで付け替えられるのは
+    // 同じファイルシステムの中だけだからです（別のファイルシステムへはEXDEVで失敗します）。
     let dir = dst.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(Failure::Write)?;
     let temp = tempfile::Builder::new()
