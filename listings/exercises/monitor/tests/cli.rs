@@ -279,6 +279,49 @@ fn sigterm_stops_it_too() {
     wait_for_line(&lines, "停止しました");
 }
 
+/// 標準出力を読む側が詰まっていても（読まれないパイプ）、Ctrl-Cで終われます
+#[test]
+fn a_stalled_stdout_never_keeps_it_from_stopping() {
+    let mut child = Command::new(BIN)
+        .args([
+            "--interval",
+            "10ms",
+            "--samples",
+            "--top",
+            "50",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(crate_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped()) // だれも読みません
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    let line = wait_for_line(&lines, "/metrics でメトリクスを配信します");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    // パイプが埋まり、書けなかったサンプルの行が数え始められるまで待ちます
+    let deadline = Instant::now() + LIMIT;
+    while !metric(&http_get(&addr, "/metrics"), "monitor_output_dropped_total")
+        .is_some_and(|n| n > 0.0)
+    {
+        assert!(Instant::now() < deadline, "出力が詰まらない");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = wait_with_deadline(&mut child);
+    assert!(status.success(), "{status}");
+    wait_for_line(&lines, "書き終わらなかった行をあきらめました");
+    wait_for_line(&lines, "停止しました");
+}
+
 /// webhookの受け手: 1つ目の接続は応答せずに切り、その後は200を返して本文を集めます
 fn webhook_receiver() -> (String, mpsc::Receiver<String>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
