@@ -6,6 +6,9 @@
 //! - `bless [PACKAGE…]`: re-record every `output.txt` from a real run, the sessions checked
 //!   with `book_support::assert_matches_recording`, and the `.stderr` files of the
 //!   compile-fail cases from real `rustc` output; with package names, only those listings.
+//! - `lint`: check the Japanese prose of `src/` with textlint (the presets in
+//!   `.textlintrc.yml` and the glossary in `prh.yml`), installing the npm packages pinned
+//!   by `package-lock.json` into `node_modules/` first when they are missing.
 //!
 //! Nothing needs to be installed by hand: mdBook is used as a library (`mdbook-driver`).
 
@@ -31,8 +34,9 @@ fn main() -> Result<()> {
         ["serve"] => serve(&root, 3000),
         ["serve", "--port", port] => serve(&root, port.parse().context("--port needs a number")?),
         ["bless", packages @ ..] => bless(&root, packages),
+        ["lint"] => lint(&root),
         _ => {
-            eprintln!("usage: cargo xtask <build | serve [--port N] | bless [PACKAGE…]>");
+            eprintln!("usage: cargo xtask <build | serve [--port N] | bless [PACKAGE…] | lint>");
             std::process::exit(2);
         }
     }
@@ -112,6 +116,35 @@ fn serve(root: &Path, port: u16) -> Result<()> {
         axum::serve(listener, xtask::router(&out, &base, Some(generation))).await?;
         Ok(())
     })
+}
+
+fn lint(root: &Path) -> Result<()> {
+    let textlint = root.join("node_modules/.bin/textlint");
+    // `npm ci` installs exactly what package-lock.json pins; rerun it when the lock file is
+    // newer than the installed tree.
+    let installed = fs::metadata(root.join("node_modules/.package-lock.json"))
+        .and_then(|m| m.modified())
+        .ok();
+    let locked = fs::metadata(root.join("package-lock.json"))?.modified()?;
+    if !textlint.exists() || installed.is_none_or(|t| t < locked) {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(root)
+            .status()
+            .context("cannot run npm: install Node.js (with npm) to lint the prose")?;
+        if !status.success() {
+            bail!("npm ci failed");
+        }
+    }
+    let status = Command::new(&textlint)
+        .arg("src")
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("textlint found problems in src/ (rules: .textlintrc.yml, glossary: prh.yml)");
+    }
+    println!("textlint: no problems in src/");
+    Ok(())
 }
 
 fn bless(root: &Path, packages: &[&str]) -> Result<()> {
