@@ -31,7 +31,10 @@ fn listing_numbers_run_in_reading_order_and_every_reference_exists() {
         for c in caption.captures_iter(&text) {
             let solution = c.get(1).is_some();
             let (major, minor) = (&c[2], &c[3]);
-            let label = format!("{}リスト{major}-{minor}", if solution { "解答" } else { "" });
+            let label = format!(
+                "{}リスト{major}-{minor}",
+                if solution { "解答" } else { "" }
+            );
             let expected = if solution {
                 let n = solution_counters.entry(major.to_string()).or_insert(1);
                 let e = *n;
