@@ -1,6 +1,7 @@
 //! Listing numbers: the captions run リスト19-1, 19-2, … without a gap in the reading order
 //! of SUMMARY.md, every 「リスト19-N」 in the prose names a caption that exists, and the
-//! solution pages number their own listings 解答リストK-1, K-2, … the same way.
+//! solution pages number their own listings 解答リストK-1, K-2, … the same way. Output blocks are
+//! introduced by a sentence, not placed straight after a caption.
 
 use std::fs;
 use std::path::Path;
@@ -78,6 +79,28 @@ fn listing_numbers_run_in_reading_order_and_every_reference_exists() {
                 if !captions.iter().any(|(l, _)| *l == label) {
                     problems.push(format!("{page}: 「{label}」 names no caption"));
                 }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every output block (```` ```console ````) is introduced by a sentence of its own, never
+/// placed straight after a listing's caption (issue: 17 captions were followed by output).
+#[test]
+fn every_output_block_is_introduced_by_a_sentence() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut problems = Vec::new();
+    for page in pages_in_order(&src) {
+        let text = fs::read_to_string(src.join(&page)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.starts_with("```console") {
+                continue;
+            }
+            let before = lines[..i].iter().rev().find(|l| !l.trim().is_empty());
+            if before.is_some_and(|l| l.contains("class=\"caption\"")) {
+                problems.push(format!("{page}:{}: output right after a caption", i + 1));
             }
         }
     }
