@@ -146,11 +146,7 @@ pub fn add_link_previews(html: &Path, book_title: &str) -> Result<usize> {
     let h1 = scraper::Selector::parse("main h1").unwrap();
     let description_tag = regex::Regex::new(r#"<meta name="description" content="[^"]*">"#)?;
     let mut pages = 0;
-    for page in files_with_extension(html, "html")? {
-        let rel = page
-            .strip_prefix(html)?
-            .to_string_lossy()
-            .replace('\\', "/");
+    for (page, rel) in built_pages(html)? {
         if rel.starts_with("pagefind/")
             || ["print.html", "toc.html", "404.html"].contains(&rel.as_str())
         {
@@ -245,11 +241,7 @@ pub fn index_for_search(html: &Path) -> Result<usize> {
             .build();
         let mut index = PagefindIndex::new(Some(config))?;
         let mut pages = 0;
-        for page in files_with_extension(html, "html")? {
-            let rel = page
-                .strip_prefix(html)?
-                .to_string_lossy()
-                .replace('\\', "/");
+        for (page, rel) in built_pages(html)? {
             if NOT_INDEXED.contains(&rel.as_str()) {
                 continue;
             }
@@ -277,6 +269,21 @@ pub fn index_for_search(html: &Path) -> Result<usize> {
 }
 
 /// Every file under `dir` whose name ends in `.ext`, sorted.
+/// Every HTML page of a built book, with its path relative to the book's root written with
+/// `/` (as links and the search index name it).
+fn built_pages(html: &Path) -> Result<Vec<(PathBuf, String)>> {
+    files_with_extension(html, "html")?
+        .into_iter()
+        .map(|page| {
+            let rel = page
+                .strip_prefix(html)?
+                .to_string_lossy()
+                .replace('\\', "/");
+            Ok((page, rel))
+        })
+        .collect()
+}
+
 pub fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -496,11 +503,7 @@ pub fn check_links(html: &Path) -> Result<Links> {
 
     let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut hrefs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for page in files_with_extension(html, "html")? {
-        let rel = page
-            .strip_prefix(html)?
-            .to_string_lossy()
-            .replace('\\', "/");
+    for (page, rel) in built_pages(html)? {
         // print.html repeats every chapter; nothing links into it by anchor
         if rel.starts_with("pagefind/") || rel == "print.html" {
             continue;
