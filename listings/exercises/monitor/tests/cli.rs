@@ -183,6 +183,16 @@ fn http_get(addr: &str, path: &str) -> String {
 }
 
 /// `名前 値`の行から値を読みます
+/// The address that monitor's log line 「http://ADDR/metrics でメトリクスを配信します」 names
+fn metrics_address(lines: &mpsc::Receiver<String>) -> String {
+    let line = wait_for_line(lines, "/metrics でメトリクスを配信します");
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string()
+}
+
 fn metric(body: &str, name: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
@@ -206,13 +216,7 @@ fn serves_metrics_and_stops_cleanly_on_ctrl_c() {
         .spawn()
         .unwrap();
     let lines = stderr_lines(&mut child);
-    let line = wait_for_line(&lines, "/metrics でメトリクスを配信します");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap()
-        .to_string();
+    let addr = metrics_address(&lines);
 
     // サンプルが2つ以上になるまで、/metricsを読み直します
     let deadline = Instant::now() + LIMIT;
@@ -299,13 +303,7 @@ fn a_stalled_stdout_never_keeps_it_from_stopping() {
         .spawn()
         .unwrap();
     let lines = stderr_lines(&mut child);
-    let line = wait_for_line(&lines, "/metrics でメトリクスを配信します");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap()
-        .to_string();
+    let addr = metrics_address(&lines);
     // パイプが埋まり、書けなかったサンプルの行が数え始められるまで待ちます
     let deadline = Instant::now() + LIMIT;
     while !metric(&http_get(&addr, "/metrics"), "monitor_output_dropped_total")
