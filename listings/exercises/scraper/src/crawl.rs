@@ -211,25 +211,21 @@ impl RecordWriter {
     pub(crate) async fn write(&mut self, record: &Record) -> io::Result<()> {
         let mut line = serde_json::to_vec(record)?;
         line.push(b'\n');
-        if self.lines.send(line).await.is_err() {
-            // 書き込みに失敗したスレッドは、受信側を閉じて終わっています。その理由を返します。
-            return self.finish_ref().await;
+        match self.lines.send(line).await {
+            Ok(()) => Ok(()),
+            // 受信側が閉じるのは、書き込みに失敗したスレッドが終わったときだけです。その理由を返します
+            Err(_) => match (&mut self.thread).await {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(())) => Err(io::Error::other("書き出しのスレッドが先に終わりました")),
+                Err(e) => Err(io::Error::other(e)),
+            },
         }
-        Ok(())
     }
 
     /// 渡した行をすべて書き終えるまで待ちます
     pub(crate) async fn finish(self) -> io::Result<()> {
         drop(self.lines);
         self.thread.await.map_err(io::Error::other)?
-    }
-
-    pub(crate) async fn finish_ref(&mut self) -> io::Result<()> {
-        match (&mut self.thread).await {
-            Ok(Ok(())) => Err(io::Error::other("書き出しのスレッドが先に終わりました")),
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(io::Error::other(e)),
-        }
     }
 }
 // ANCHOR_END: crawl
