@@ -38,6 +38,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Ok(_) => {}
         Err(e) => warn!(error = %e, "開けるファイルの数を確かめられませんでした"),
     }
+    // シグナルは、待ち受けを始めて「起動しました」と知らせる前に登録します。登録の前に届いた
+    // SIGINTは既定の動作（即終了）になるか、親が無視する設定なら黙って消えてしまうからです。
+    let stop = stop_signals()?;
     let tcp = chat::listen(config.addr)
         .map_err(|e| format!("{}で待ち受けられません: {e}", config.addr))?;
     let http = chat::listen(config.http_addr)
@@ -53,25 +56,35 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(chat::serve(config, tcp, http, shutdown.clone()));
-    let signal = stop_signal().await?;
+    let signal = stop.await;
     info!("{signal}を受け取りました。全員に知らせて停止します");
     shutdown.cancel();
     server.await?;
     Ok(())
 }
 
-/// Ctrl-C（SIGINT）か、`kill`や`docker stop`のSIGTERMを待ちます。
-async fn stop_signal() -> io::Result<&'static str> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())?;
+/// Ctrl-C（SIGINT）か、`kill`や`docker stop`のSIGTERMを受け取る準備をして、
+/// どちらかが届いたら終わる`Future`を返します。
+#[cfg(unix)]
+fn stop_signals() -> io::Result<impl Future<Output = &'static str>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // `signal`を呼んだ時点で登録されます（返ってきた`Signal`を待つ前に届いたものも残ります）。
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
         tokio::select! {
-            result = tokio::signal::ctrl_c() => result.map(|()| "Ctrl-C（SIGINT）"),
-            _ = terminate.recv() => Ok("SIGTERM"),
+            _ = interrupt.recv() => "Ctrl-C（SIGINT）",
+            _ = terminate.recv() => "SIGTERM",
         }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await.map(|()| "Ctrl-C")
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signals() -> io::Result<impl Future<Output = &'static str>> {
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        let _ = ctrl_c.await;
+        "Ctrl-C"
+    })
 }
 // ANCHOR_END: main
