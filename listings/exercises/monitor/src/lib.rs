@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task;
 use tokio::time;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 pub use cli::{Cli, init_tracing};
 pub use rules::{Rule, load_rules, print_rules};
@@ -70,6 +70,15 @@ pub async fn run(cli: Cli, rules: Vec<Rule>) -> anyhow::Result<()> {
         warn!("ルールがないので、警告は出ません（--configでルールのファイルを指定します）");
     }
     let stop = CancellationToken::new();
+    // シグナルは、何かを起動して知らせる前に登録します。登録の前に届いたSIGINTは、既定では
+    // 即座にプロセスを終わらせ、親が無視する設定（バックグラウンドのジョブなど）なら消えるからです。
+    let signal = stop_signals().context("SIGINTとSIGTERMを待てません")?;
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        signal.await;
+        info!("停止の合図を受け取りました");
+        signal_stop.cancel();
+    });
     let stats = Stats::default();
     let (sample_tx, sample_rx) = mpsc::channel(16);
     let (record_tx, record_rx) = mpsc::channel(256);
@@ -169,13 +178,6 @@ pub async fn run(cli: Cli, rules: Vec<Rule>) -> anyhow::Result<()> {
         }
     };
 
-    let signal_stop = stop.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        info!("停止の合図を受け取りました");
-        signal_stop.cancel();
-    });
-
     // 上流から順に待ちます。測定が止まるとチャネルが閉じ、評価、書き出し、webhookの順に終わります
     let sampled = source.await?;
     // 評価の残りと書き出しの残りを待ちます。ただし、書き出し先が詰まっていると（読まれないパイプなど）、
@@ -218,25 +220,27 @@ pub async fn run(cli: Cli, rules: Vec<Rule>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ctrl-C（SIGINT）か、サービスの停止で送られるSIGTERMを待ちます
-async fn shutdown_signal() {
+/// Ctrl-C（SIGINT）か、サービスの停止で送られるSIGTERMを受け取る準備をして、どちらかが届いたら終わる`Future`を返します
+fn stop_signals() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-                return;
+        // `signal`を呼んだ時点で登録されます（待ち始める前に届いたものも残ります）。
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(e) => warn!("SIGTERMを待てません: {e}"),
-        }
+        })
     }
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        error!("Ctrl-Cを待てません: {e}");
-        std::future::pending::<()>().await;
+    #[cfg(not(unix))]
+    {
+        let ctrl_c = tokio::signal::ctrl_c();
+        Ok(async move {
+            let _ = ctrl_c.await;
+        })
     }
 }
 // ANCHOR_END: run
