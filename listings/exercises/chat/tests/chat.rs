@@ -359,31 +359,23 @@ async fn a_slow_reader_is_disconnected_while_the_others_keep_receiving() {
 
 #[tokio::test]
 async fn ctrl_c_tells_every_client_and_exits() {
-    let mut server = Server::start(&[]);
-    let (mut tcp, _) = Client::joined(server.tcp).await;
-    let (mut web, _) = Client::welcomed(Client::ws(server.http).await).await;
-    tcp.expect_prefix("*** guest-2がlobbyに入りました").await;
-
-    server.interrupt();
-    assert_eq!(
-        tcp.rest_until_closed().await,
-        ["*** サーバーを停止します。さようなら"]
-    );
-    assert_eq!(
-        web.rest_until_closed().await,
-        ["*** サーバーを停止します。さようなら"]
-    );
-    assert!(server.wait_for_exit().success());
+    every_client_hears_goodbye_after(Server::interrupt).await;
 }
 
 #[tokio::test]
 async fn sigterm_is_handled_like_ctrl_c() {
+    every_client_hears_goodbye_after(Server::terminate).await;
+}
+
+/// A TCP and a WebSocket client are connected when `stop` signals the server: both get the
+/// farewell, then the connection closes, and the server exits successfully.
+async fn every_client_hears_goodbye_after(stop: fn(&Server)) {
     let mut server = Server::start(&[]);
     let (mut tcp, _) = Client::joined(server.tcp).await;
     let (mut web, _) = Client::welcomed(Client::ws(server.http).await).await;
     tcp.expect_prefix("*** guest-2がlobbyに入りました").await;
 
-    server.terminate();
+    stop(&server);
     assert_eq!(
         tcp.rest_until_closed().await,
         ["*** サーバーを停止します。さようなら"]
