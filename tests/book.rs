@@ -254,21 +254,6 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-#[test]
-fn every_listing_with_output_has_a_drift_test() {
-    let missing: Vec<String> = xtask::listing_dirs(&root())
-        .unwrap()
-        .into_iter()
-        .filter(|dir| dir.join("output.txt").exists())
-        .filter(|dir| !xtask::tests_mention(dir, "book_support::output_test!("))
-        .map(|dir| dir.display().to_string())
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "output.txt without `book_support::output_test!(…)`: {missing:?}"
-    );
-}
-
 /// The features cargo turns on for each package when it builds `args` (`cargo tree`).
 fn features(
     args: &[&str],

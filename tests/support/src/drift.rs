@@ -1,7 +1,8 @@
 //! The drift test: a fresh run of a listing compared with its recorded `output.txt`.
 //!
 //! The comparison is exact — every character, every number, the order of the lines —
-//! except for what the listing declares next to its `output_test!` with a [`Varies`]:
+//! except for what the listing declares (a [`Varies`]; the listings say it in their
+//! `Cargo.toml`, which the drift test at the root, `tests/output.rs`, reads):
 //! values that change from run to run are redacted on both sides (snapbox's
 //! [`Redactions`]: the recorded `200.5ms` and the fresh `201.3ms` both become `[ELAPSED]`),
 //! and lines printed by concurrent workers may be declared to come in any order.
@@ -17,11 +18,10 @@ use snapbox::{Assert, Data, Redactions};
 
 /// What legitimately differs between two runs of a listing; everything else must match.
 ///
-/// ```ignore
-/// // listings/ch19-01/spawn-join/tests/output.rs
+/// ```
 /// use book_support::Varies;
 /// // the elapsed time, and the lines of the two threads (they run concurrently)
-/// book_support::output_test!(Varies::nothing().durations().any_order(r"^スレッド[AB]: "));
+/// let varies = Varies::nothing().durations().any_order(r"^スレッド[AB]: ");
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Varies {
@@ -157,67 +157,53 @@ pub fn compare(expected: &str, actual: &str, varies: &Varies) -> Result<(), Stri
     }
 }
 
-/// Where the binary that `output.txt`'s command runs is: the test's own (debug) binary, or
-/// for `--release` the release binary, built now by cargo into the same target directory
-/// (a second test binary asking for it finds it up to date).
-fn binary_for(cmd: &crate::Recorded, debug_bin: &str, manifest_dir: &str) -> PathBuf {
-    if !cmd.release {
-        return PathBuf::from(debug_bin);
-    }
-    let debug_bin = Path::new(debug_bin);
-    let target_dir = debug_bin
-        .parent()
-        .and_then(Path::parent)
-        .expect("a binary in <target>/debug/");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--quiet", "--release", "--package", &cmd.package])
-        .args(["--bin", &cmd.package, "--target-dir"])
-        .arg(target_dir)
-        .current_dir(manifest_dir);
-    let done = crate::run_command(build, crate::BUILD_TIMEOUT);
-    assert!(
-        done.status.success(),
-        "`{}` needs a release build, and `cargo build --release -p {}` failed:\n{}",
-        cmd.command,
-        cmd.package,
-        done.stderr
-    );
-    target_dir
-        .join("release")
-        .join(debug_bin.file_name().unwrap())
+/// An `output.txt`: the command on its first line and the text the program printed.
+#[derive(Debug)]
+pub struct OutputTxt {
+    pub path: PathBuf,
+    pub command: crate::Recorded,
+    pub text: String,
 }
 
-/// Compares a fresh run of the listing with `dir/output.txt` as `varies` allows, and panics
-/// with the difference. Used by [`output_test!`](crate::output_test).
-pub fn check_output(bin: &str, package: &str, dir: &str, varies: Varies) {
-    let path = Path::new(dir).join("output.txt");
-    let recorded = fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (record it with `cargo xtask bless {package}`)",
-            path.display()
-        )
-    });
-    let (first, expected) = recorded.split_once('\n').unwrap_or((&recorded, ""));
-    let cmd = crate::parse_command(first).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(
-        cmd.package,
-        package,
-        "{}: the command runs another package",
-        path.display()
-    );
-    let bin = binary_for(&cmd, bin, dir);
-    let actual = crate::run_program(&bin.to_string_lossy(), &cmd.args);
-    if let Err(report) = compare(expected, &actual, &varies) {
-        panic!(
-            "{} no longer matches a run of `{}`; {report}\
-             If the change is intended, re-record it with `cargo xtask bless {package}`; if the \
-             difference is something that varies between runs, declare it in tests/output.rs.",
-            path.display(),
-            cmd.command
-        );
+impl OutputTxt {
+    /// Reads `dir/output.txt`.
+    pub fn read(dir: &Path) -> Result<Self, String> {
+        let path = dir.join("output.txt");
+        let recorded = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (first, text) = recorded.split_once('\n').unwrap_or((&recorded, ""));
+        let command =
+            crate::parse_command(first).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self {
+            text: text.to_owned(),
+            command,
+            path,
+        })
     }
+}
+
+/// Runs `bin` as `recorded`'s command line says and compares what it prints with the
+/// recording as `varies` allows. `Err` says what differs and how to fix it.
+pub fn check_output(bin: &Path, recorded: &OutputTxt, varies: &Varies) -> Result<(), String> {
+    let mut command = Command::new(bin);
+    command.args(&recorded.command.args);
+    let run = crate::try_run_command(command, crate::RUN_TIMEOUT)?;
+    if !run.status.success() {
+        return Err(format!(
+            "`{}` failed with {}\n--- stderr ---\n{}",
+            recorded.command.command, run.status, run.stderr
+        ));
+    }
+    compare(&recorded.text, &run.stdout, varies).map_err(|report| {
+        format!(
+            "{} no longer matches a run of `{}`; {report}\
+             If the change is intended, re-record it with `cargo xtask bless {}`; if the \
+             difference is something that varies between runs, declare it in the listing's \
+             Cargo.toml under [package.metadata.output].",
+            recorded.path.display(),
+            recorded.command.command,
+            recorded.command.package,
+        )
+    })
 }
 
 /// The environment variable under which [`assert_matches_recording`] records instead of

@@ -1,22 +1,17 @@
 //! Test helpers shared by the listings.
 //!
-//! Every listing that has an `output.txt` adds a one-line integration test:
+//! Every listing that has an `output.txt` is run by the drift test at the root of the
+//! workspace (`tests/output.rs`) as the first line of `output.txt` says
+//! (`$ cargo run [--release] -p NAME [-- ARGS]`; `--release` runs a release build), and the
+//! test fails when the printed text differs from the recorded one: every character, every
+//! number and the order of the lines count. A listing whose output varies between runs says
+//! exactly what varies in its `Cargo.toml`, which the drift test turns into a [`Varies`]:
 //!
-//! ```ignore
-//! // listings/<section>/<name>/tests/output.rs
-//! book_support::output_test!();
-//! ```
-//!
-//! The test runs the listing's program as the first line of `output.txt` says
-//! (`$ cargo run [--release] -p NAME [-- ARGS]`; `--release` runs a release build) and fails
-//! when the printed text differs from the recorded one: every character, every number and the
-//! order of the lines count. A listing whose output varies between runs says exactly what
-//! varies, next to the macro:
-//!
-//! ```ignore
-//! use book_support::Varies;
-//! // the elapsed time, and the lines of the two threads (they run concurrently)
-//! book_support::output_test!(Varies::nothing().durations().any_order(r"^スレッド[AB]: "));
+//! ```toml
+//! # the elapsed time, and the lines of the two threads (they run concurrently)
+//! [package.metadata.output]
+//! durations = true
+//! any-order = ['^スレッド[AB]: ']
 //! ```
 //!
 //! `cargo xtask bless NAME` re-records an `output.txt` from a real run. Other recordings shown
@@ -39,7 +34,9 @@ mod drift;
 mod timing;
 mod toolchain;
 
-pub use drift::{BLESS_VAR, Match, Varies, assert_matches_recording, check_output, compare};
+pub use drift::{
+    BLESS_VAR, Match, OutputTxt, Varies, assert_matches_recording, check_output, compare,
+};
 pub use timing::{TIMING_ATTEMPTS, assert_faster, assert_waits_overlap, time};
 pub use toolchain::{
     RECORDED_FILE, current_rustc, on_recorded_toolchain, recorded_rustc, release, repository_root,
@@ -53,29 +50,8 @@ use std::time::{Duration, Instant};
 /// The longest a listing may run before the drift test gives up on it.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The longest the drift test waits for `cargo build --release` of a listing.
+/// The longest the drift test waits for `cargo build` of the listings.
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
-
-/// Defines the `#[test]` that compares this package's program with its `output.txt`:
-/// `output_test!()` compares exactly; `output_test!(varies)` allows what the [`Varies`]
-/// declares.
-#[macro_export]
-macro_rules! output_test {
-    () => {
-        $crate::output_test!($crate::Varies::nothing());
-    };
-    ($varies:expr $(,)?) => {
-        #[test]
-        fn output_txt_matches_a_fresh_run() {
-            $crate::check_output(
-                env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME"))),
-                env!("CARGO_PKG_NAME"),
-                env!("CARGO_MANIFEST_DIR"),
-                $varies,
-            );
-        }
-    };
-}
 
 /// The command line recorded on the first line of an `output.txt`.
 #[derive(Debug, PartialEq, Eq)]
@@ -132,14 +108,20 @@ pub struct Finished {
 
 /// Runs `command` with stdin closed and its output captured, and waits for it at most
 /// `timeout`: a program that does not finish is killed and the test fails, never hangs.
-pub fn run_command(mut command: Command, timeout: Duration) -> Finished {
+pub fn run_command(command: Command, timeout: Duration) -> Finished {
+    try_run_command(command, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`run_command`] that returns what went wrong (the program did not start, did not finish
+/// within `timeout`, or printed invalid UTF-8) instead of panicking.
+pub fn try_run_command(mut command: Command, timeout: Duration) -> Result<Finished, String> {
     let what = format!("{command:?}");
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out = thread::spawn(move || {
@@ -152,40 +134,26 @@ pub fn run_command(mut command: Command, timeout: Duration) -> Finished {
     });
     let deadline = Instant::now() + timeout;
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.try_wait().map_err(|e| format!("{what}: {e}"))? {
             break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{what} did not finish within {timeout:?}");
+            return Err(format!("{what} did not finish within {timeout:?}"));
         }
         thread::sleep(Duration::from_millis(5));
     };
-    let text = |bytes: Vec<u8>, stream: &str| {
+    let text = |bytes: std::io::Result<Vec<u8>>, stream: &str| {
+        let bytes = bytes.map_err(|e| format!("{what}: reading {stream}: {e}"))?;
         String::from_utf8(bytes)
-            .unwrap_or_else(|e| panic!("{what} printed invalid UTF-8 on {stream}: {e}"))
+            .map_err(|e| format!("{what} printed invalid UTF-8 on {stream}: {e}"))
     };
-    Finished {
+    Ok(Finished {
         status,
-        stdout: text(out.join().unwrap().unwrap(), "stdout"),
-        stderr: text(err.join().unwrap().unwrap(), "stderr"),
-    }
-}
-
-/// Runs `bin` with `args` and returns what it printed on stdout; panics if it fails or
-/// does not finish within [`RUN_TIMEOUT`].
-pub fn run_program(bin: &str, args: &[String]) -> String {
-    let mut command = Command::new(bin);
-    command.args(args);
-    let run = run_command(command, RUN_TIMEOUT);
-    assert!(
-        run.status.success(),
-        "{bin} failed with {}\n--- stderr ---\n{}",
-        run.status,
-        run.stderr
-    );
-    run.stdout
+        stdout: text(out.join().unwrap(), "stdout")?,
+        stderr: text(err.join().unwrap(), "stderr")?,
+    })
 }
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ fn main() {
     let n: u64 = if cfg!(debug_assertions) {
         200_000
     } else {
-        1_000_000_000
+        250_000_000
     };
     let runs = 3;
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
@@ -162,9 +162,9 @@ mod tests {
     #[test]
     fn the_sum_exceeds_u64_for_large_n() {
         // 本文の主張: このnではu64に収まらないのでu128が要ります（公式で確かめるだけで、計算はしません）。
-        assert!(formula(1_000_000_000) > u128::from(u64::MAX));
-        // 1項ずつのi²（最大で約10^18）は、まだu64に収まります。
-        assert!(999_999_999u64.checked_mul(999_999_999).is_some());
+        assert!(formula(250_000_000) > u128::from(u64::MAX));
+        // 1項ずつのi²（最大で約6.3×10^16）は、u64に収まります。
+        assert!(249_999_999u64.checked_mul(249_999_999).is_some());
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let n: u64 = if cfg!(debug_assertions) {
         100_000
     } else {
-        200_000_000
+        50_000_000
     };
     let tasks = vec![n; 4]; // 元のPythonと同じく、同じ大きさのタスクを4つ
     let runs = 3;

@@ -1,1 +1,0 @@
-book_support::output_test!();
