@@ -40,6 +40,9 @@ pub struct Cli {
     /// 1回の測定の時間制限。応答しないマウントがあっても、ほかの測定と警告を止めません
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub sample_timeout: Duration,
+    /// 止めるとき、出力の残りを書き終えるのを待つ上限。読まれないパイプに書いていても、これを過ぎたら終わります
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub flush_timeout: Duration,
     /// 警告に書くマシンの名前（省略するとホスト名）
     #[arg(long, value_name = "NAME")]
     pub instance: Option<String>,

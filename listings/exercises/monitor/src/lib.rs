@@ -181,15 +181,18 @@ pub async fn run(cli: Cli, rules: Vec<Rule>) -> anyhow::Result<()> {
     // 上流から順に待ちます。測定が止まるとチャネルが閉じ、評価、書き出し、webhookの順に終わります
     let sampled = source.await?;
     // 評価の残りと書き出しの残りを待ちます。ただし、書き出し先が詰まっていると（読まれないパイプなど）、
-    // 残りの行はいつまでも書けず、評価のタスクも最後の警告を渡せません。上限を過ぎたらあきらめます
-    let flushed = time::timeout(Duration::from_secs(2), async {
+    // 残りの行はいつまでも書けず、評価のタスクも最後の警告を渡せません。上限（--flush-timeout）を過ぎたらあきらめます
+    let flushed = time::timeout(cli.flush_timeout, async {
         evaluator.await?;
         writer.await?.context("JSON Linesを書けません")
     })
     .await;
     match flushed {
         Ok(result) => result?,
-        Err(_) => warn!("出力が詰まっていて、2秒以内に書き終わらなかった行をあきらめました"),
+        Err(_) => warn!(
+            "出力が詰まっていて、{}以内に書き終わらなかった行をあきらめました",
+            humantime::format_duration(cli.flush_timeout)
+        ),
     }
     if let (Some(webhook), Some(notifier)) = (webhook, notifier_left) {
         let abort = webhook.abort_handle();

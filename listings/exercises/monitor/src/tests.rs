@@ -403,16 +403,23 @@ const FAST: RetryPolicy = RetryPolicy {
     jitter: |d| d, // テストでは揺らさず、待ち時間を確かめます
 };
 
+/// 何度もやり直すテストのため、待ち時間を1msから2倍ずつ、上限8msまで延ばします
+const QUICK: RetryPolicy = RetryPolicy {
+    first_delay: Duration::from_millis(1),
+    max_delay: Duration::from_millis(8),
+    jitter: |d| d,
+};
+
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// 送る係を起動し、`alerts`を渡して評価の終わり（`close`）を知らせ、係が終わるのを待ちます
-async fn send_and_close(url: reqwest::Url, alerts: Vec<Alert>, stats: &Stats) {
+async fn send_and_close(url: reqwest::Url, policy: RetryPolicy, alerts: Vec<Alert>, stats: &Stats) {
     let outbox = Notifier::default();
     let sender = tokio::spawn(send_webhooks(
         reqwest::Client::new(),
         url,
         outbox.clone(),
-        FAST,
+        policy,
         HOUR,
         stats.clone(),
     ));
@@ -430,7 +437,7 @@ async fn send_and_close(url: reqwest::Url, alerts: Vec<Alert>, stats: &Stats) {
 async fn webhook_retries_with_backoff_until_accepted() {
     let (url, seen) = flaky_server(2).await;
     let stats = Stats::default();
-    send_and_close(url, vec![test_alert()], &stats).await;
+    send_and_close(url, FAST, vec![test_alert()], &stats).await;
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 3, "503が2回、そのあと200");
     for (_, body) in seen.iter() {
@@ -468,7 +475,8 @@ async fn webhook_never_gives_up_and_a_resolved_is_never_lost() {
         ts: 9000,
         ..test_alert()
     };
-    send_and_close(url, vec![test_alert(), resolved], &stats).await;
+    // 待ち時間はFASTなら合わせて2.26秒（上限1秒に届く）。回数を数えるだけなので短くします
+    send_and_close(url, QUICK, vec![test_alert(), resolved], &stats).await;
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 8, "503が7回、そのあと200");
     let last: serde_json::Value = serde_json::from_str(&seen[7].1).unwrap();
@@ -544,7 +552,9 @@ fn webhook_urls_are_logged_without_their_secret_path() {
     assert_eq!(redact(&url), "http://127.0.0.1:8080/…");
 }
 
-#[tokio::test]
+/// 時計は一時停止してあります。測定の周期は一瞬で過ぎますが、評価がwebhookを待つようになれば、
+/// 測定も進まなくなり、時計が10秒の時間制限まで進んで失敗します
+#[tokio::test(start_paused = true)]
 async fn a_hanging_webhook_never_delays_sampling() {
     // 接続は受け付けるが、決して応答しない受け手
     let app = Router::new().route("/hook", axum::routing::post(std::future::pending::<()>));
@@ -611,7 +621,7 @@ async fn a_hanging_webhook_never_delays_sampling() {
 }
 
 /// 書き出し（標準出力）が詰まっても、評価は止まらず、測定も進みます
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_blocked_output_never_stops_evaluation() {
     let stats = Stats::default();
     let rules = cpu_rule("for = \"1 sample\"");
