@@ -10,13 +10,14 @@
 //! pids = true                       # `PID: 4242` → [PID]
 //! redact = [{ as = "[CORES]", pattern = '並列に動けるスレッド数: (?<redacted>\d+)' }]
 //! any-order = ['^スレッド[AB]: ']    # lines printed by concurrent workers
+//! alone = true                      # measures speed: runs while no other listing does
 //! ```
 //!
 //! One test per listing, named after its package: `cargo test --test output -- spawn-join`
 //! checks one. The programs mostly wait (they show concurrency with sleeps), so this binary
 //! has its own `main` (libtest-mimic) and runs several at once; the listings that measure
-//! speed (`--release`) run alone, before the others start. `--test-threads N` (or
-//! `RUST_TEST_THREADS`) sets how many run at once.
+//! the speed of computation (`alone = true`) run one at a time, before the others start.
+//! `--test-threads N` (or `RUST_TEST_THREADS`) sets how many run at once.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -28,7 +29,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 /// How many listings run at once by default.
 const AT_ONCE: usize = 6;
 
-/// Held shared while a listing runs, and exclusively while a measuring (`--release`) one does.
+/// Held shared while a listing runs, and exclusively while one that runs `alone` does.
 static TURN: RwLock<()> = RwLock::new(());
 
 fn main() -> ExitCode {
@@ -52,25 +53,17 @@ fn main() -> ExitCode {
         .filter(|l| !args.list && !args.is_filtered_out(&Trial::test(&l.package, || Ok(()))))
         .collect();
     let builds = Arc::new(Builds::new(root, &selected));
-    // The measuring listings first: each waits for the others' runs to end, then runs alone.
+    // The listings that run alone first: each waits for the runs before it to end.
     let mut trials: Vec<(bool, Trial)> = listings
         .into_iter()
         .map(|listing| {
             let builds = Arc::clone(&builds);
-            let release = listing.release;
-            let name = listing.package.clone();
-            let trial = Trial::test(name, move || check(&listing, &builds));
-            (
-                release,
-                if release {
-                    trial.with_kind("release")
-                } else {
-                    trial
-                },
-            )
+            let alone = listing.alone();
+            let trial = Trial::test(listing.package.clone(), move || check(&listing, &builds));
+            (alone, trial.with_kind(if alone { "alone" } else { "" }))
         })
         .collect();
-    trials.sort_by_key(|(release, _)| !release);
+    trials.sort_by_key(|(alone, _)| !alone);
     let trials = trials.into_iter().map(|(_, trial)| trial).collect();
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -83,6 +76,14 @@ struct Listing {
     release: bool,
     /// `[package.metadata.output]` of its `Cargo.toml`.
     declared: Option<toml::Value>,
+}
+
+impl Listing {
+    /// Whether it declares `alone = true`.
+    fn alone(&self) -> bool {
+        let alone = self.declared.as_ref().and_then(|d| d.get("alone"));
+        alone.and_then(toml::Value::as_bool).unwrap_or(false)
+    }
 }
 
 /// Every listing under `listings/*/*` that has an `output.txt` or declares what varies.
@@ -227,7 +228,7 @@ fn check(listing: &Listing, builds: &Builds) -> Result<(), Failed> {
     ));
     // The listing's turn to run, until the end of this function.
     let (_alone, _shared);
-    if listing.release {
+    if listing.alone() {
         _alone = TURN.write().unwrap_or_else(|e| e.into_inner());
     } else {
         _shared = TURN.read().unwrap_or_else(|e| e.into_inner());
@@ -244,6 +245,9 @@ fn declared_varies(declared: Option<&toml::Value>) -> Result<Varies, String> {
     let table = declared.as_table().ok_or("must be a table")?;
     for (key, value) in table {
         match key.as_str() {
+            "alone" => {
+                value.as_bool().ok_or("alone must be true or false")?;
+            }
             "durations" | "ratios" | "pids" => {
                 let on = value
                     .as_bool()
@@ -280,7 +284,7 @@ fn declared_varies(declared: Option<&toml::Value>) -> Result<Varies, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown key {other:?} (known: durations, ratios, pids, redact, any-order)"
+                    "unknown key {other:?} (known: durations, ratios, pids, redact, any-order, alone)"
                 ));
             }
         }
