@@ -209,6 +209,26 @@ fn running(pid: u32) -> bool {
     state != Some('Z')
 }
 
+/// `pids`のどれかが、CPUを`at_least`使うまで待ちます（上限つき）。
+fn wait_for_cpu_time(pids: &[u32], at_least: Duration) {
+    // /proc/PID/statの14番目と15番目の欄（ユーザーとカーネルのCPU時間）。単位は1/100秒です
+    let cpu_time = |pid: u32| -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10))
+    };
+    let deadline = Instant::now() + LIMIT;
+    while !pids
+        .iter()
+        .any(|&pid| cpu_time(pid).is_some_and(|t| t >= at_least))
+    {
+        assert!(Instant::now() < deadline, "no worker is using the CPU");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// `pid`が、まだ動いている（ゾンビでない）balancerのプロセスかどうか。
 fn alive(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -379,7 +399,7 @@ fn sigint_sigterm_and_sighup_drain_and_leave_no_worker_behind() {
     for (signal, code) in [("-INT", 130), ("-TERM", 143), ("-HUP", 129)] {
         let mut run = Run::start(&["--workers", "2", "--in-flight", "2"]);
         let tasks: Vec<String> = (0..100)
-            .map(|id| format!(r#"{{"id":{id},"sleep_ms":100}}"#))
+            .map(|id| format!(r#"{{"id":{id},"sleep_ms":20}}"#))
             .collect();
         run.send(&tasks); // 入力は閉じません: 中断は入力の終わりを待たずに効くはずです
         let mut results = Vec::new();
@@ -424,8 +444,11 @@ fn workers_die_with_their_dispatcher_even_in_the_middle_of_a_task() {
             r#"{"id":2,"spin_ms":600000}"#.to_string(),
         ]);
         let pids = run.wait_for_workers(2);
-        // 2つのタスクがワーカーに届いて、実行が始まるのを待ちます
-        thread::sleep(Duration::from_millis(300));
+        if args == builtin {
+            // 2つのタスクがワーカーに届いて、実行が始まるのを待ちます（CPUを使い続けるタスクの
+            // ワーカーは、CPU時間が増えていきます）。`sleep`は何も読まないので、待つものはありません
+            wait_for_cpu_time(&pids, Duration::from_millis(50));
+        }
         assert!(pids.iter().all(|&pid| running(pid)), "{}", run.log_text());
 
         let killed = Instant::now();
