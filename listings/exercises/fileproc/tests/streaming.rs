@@ -11,9 +11,9 @@ use std::process::{Child, Stdio};
 
 use common::*;
 
-/// `--in-place`は1ファイルごとにfsyncするので、1,000個でも処理には1秒ほどかかり、
+/// `--in-place`は1ファイルごとにfsyncするので、300個でも処理には0.1秒以上かかり、
 /// 最初の報告が届いた時点では、まだ多くのファイルが残っています。
-const FILES: usize = 1_000;
+const FILES: usize = 300;
 
 /// `--in-place`で起動し、最初の報告の行が届くまで待つ
 fn start_in_place(src: &Path) -> (Child, BufReader<std::process::ChildStdout>, String) {
