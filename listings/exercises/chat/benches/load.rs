@@ -72,8 +72,11 @@ async fn main() {
         args.burst_clients = 200;
         args.flood_lines = 5000;
         args.listeners = 5;
-        // The flooder is cut after 1 s instead of 30 s.
-        args.server_args.push("--flood-kick=1s".into());
+        // After its burst the flooder gets a line through every 100 ms instead of 500 ms, and is
+        // cut after 200 ms of that instead of 30 s (the listeners still hear a few throttled
+        // lines before the cut, as with the defaults).
+        args.server_args.push("--flood-interval=100ms".into());
+        args.server_args.push("--flood-kick=200ms".into());
     }
     let scenarios = if args.scenarios.is_empty() {
         vec![Scenario::Throughput, Scenario::Burst, Scenario::Flood]
@@ -109,7 +112,9 @@ async fn main() {
             }
             Scenario::Flood => {
                 let watch = Duration::from_secs(if args.bench { 60 } else { 10 });
-                let report = flood(server.tcp, args.listeners, args.flood_lines, watch).await;
+                let settle = Duration::from_millis(if args.bench { 500 } else { 100 });
+                let report =
+                    flood(server.tcp, args.listeners, args.flood_lines, watch, settle).await;
                 println!(
                     "flood: one client sends {} lines to a room of {} listeners",
                     args.flood_lines, report.listeners

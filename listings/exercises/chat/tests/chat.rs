@@ -188,14 +188,20 @@ async fn extra_clients_are_told_the_server_is_full() {
 #[tokio::test]
 async fn http_connections_that_never_upgrade_take_seats() {
     let server = Server::start(&["--max-clients", "2"]);
+    let before = server.open_files();
     // Two connections to the HTTP port that never send a request.
     let _idle = [
         TcpStream::connect(server.http).await.unwrap(),
         TcpStream::connect(server.http).await.unwrap(),
     ];
-    // The server accepts them in the background. Give it time to, before a line client comes
-    // (a line client that came first would take a seat, and one of these would get a 503).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The server accepts them in the background. Wait until it has (two more open files),
+    // before a line client comes (a line client that came first would take a seat, and one
+    // of these would get a 503).
+    let deadline = Instant::now() + WAIT;
+    while server.open_files() < before + 2 {
+        assert!(Instant::now() < deadline, "the server did not accept them");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let deadline = Instant::now() + WAIT;
     loop {
         let mut next = Client::tcp(server.tcp).await;
@@ -244,7 +250,7 @@ async fn websocket_pages_from_other_origins_are_refused() {
 
 #[tokio::test]
 async fn clients_that_do_not_answer_pings_are_disconnected() {
-    let server = Server::start(&["--ping-interval", "200ms", "--ping-timeout", "300ms"]);
+    let server = Server::start(&["--ping-interval", "50ms", "--ping-timeout", "300ms"]);
     let started = Instant::now();
     let (mut silent, _) = Client::joined(server.tcp).await;
     let (mut polite, polite_nick) = Client::joined(server.tcp).await;
@@ -267,8 +273,9 @@ async fn clients_that_do_not_answer_pings_are_disconnected() {
         "{rest:#?}"
     );
     assert!(rest.contains(&"PING 1".to_string()));
-    assert!(started.elapsed() >= Duration::from_millis(500));
-    // After four rounds of pings the quiet ones that answer are still here.
+    assert!(started.elapsed() >= Duration::from_millis(350));
+    // After four rounds of pings, and after the silent one was cut, the ones that answer are
+    // still here.
     polite.send("まだいます").await;
     web.await.expect("the WebSocket client stayed and heard it");
 }
@@ -387,15 +394,18 @@ async fn every_client_hears_goodbye_after(stop: fn(&Server)) {
     assert!(server.wait_for_exit().success());
 }
 
+/// The longest test here (it must outlast the PING timeout). Tests start in the order of their
+/// names, so its name sorts first and the others run beside it.
 #[tokio::test]
-async fn the_client_answers_pings_without_showing_them() {
-    let server = Server::start(&["--ping-interval", "100ms", "--ping-timeout", "200ms"]);
+async fn a_client_program_answers_pings_without_showing_them() {
+    let server = Server::start(&["--ping-interval", "50ms", "--ping-timeout", "200ms"]);
     let mut program = client_program(&server, "erin");
     let _stdin = program.stdin.take().unwrap();
     let mut stdout = BufReader::new(program.stdout.take().unwrap()).lines();
     while next_output_line(&mut stdout).await != "*** 名前をerinに変えました" {}
-    // Pinged every 100 ms for a second: still connected, and no PING on the screen.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Pinged after every 50 ms of quiet for half a second, twice as long as a client that does
+    // not answer would last (50 + 200 ms): still connected, and no PING on the screen.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (mut peer, _) = Client::joined(server.tcp).await;
     peer.send("/who").await;
     peer.expect_prefix("*** lobbyにいる人（2人）").await;

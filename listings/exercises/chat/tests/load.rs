@@ -1,7 +1,12 @@
-//! 1,000 clients on loopback, in 10 rooms of 100, each sending 5 messages: every client must
+//! 1,000 clients on loopback, in 10 rooms of 100, each sending 2 messages: every client must
 //! receive every message of every other member of its room exactly once, in order.
 //! The server runs with its default limits; see `common/load.rs` for why its 1 MiB send queues
-//! are plenty for this closed-loop load (and 5 messages fit in the default flood burst of 10).
+//! are plenty for this closed-loop load (and 2 messages fit in the default flood burst of 10).
+//!
+//! Two messages are enough for what is checked: each sender's messages arrive in order, and
+//! the closed loop reaches its worst case (two rounds waiting in a queue) from the second
+//! round on. Every further round adds 99,000 deliveries, about a second of CPU for the debug
+//! builds of the server and of this test; `cargo bench -p chat` runs the large loads.
 
 mod common;
 
@@ -15,7 +20,7 @@ async fn a_thousand_clients_lose_no_message() {
     let load = Load {
         clients: 1000,
         rooms: 10,
-        messages: 5,
+        messages: 2,
         interval: Duration::ZERO,
         wave: 100,
     };
@@ -28,8 +33,8 @@ async fn a_thousand_clients_lose_no_message() {
         .await
         .expect("the load test finished within 120 s");
 
-    // Each of the 1,000 clients hears 5 messages from each of the 99 others in its room.
-    assert_eq!(report.delivered, 1000 * 99 * 5);
+    // Each of the 1,000 clients hears 2 messages from each of the 99 others in its room.
+    assert_eq!(report.delivered, 1000 * 99 * 2);
     eprintln!(
         "{} messages delivered in {:?} ({:.0}/s, debug build)",
         report.delivered,

@@ -24,7 +24,7 @@ use tokio::sync::{Barrier, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
-use super::Client;
+use super::{Client, WAIT};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Load {
@@ -123,15 +123,29 @@ impl Load {
 
     /// One client's conversation. Returns when it sent its first message, when it received its
     /// last one (both since `epoch`) and the latency of each message it received.
+    ///
+    /// It reads the socket directly rather than with [`Client::next_line`], which keeps a copy
+    /// of every line and starts a timer for each: with hundreds of lines for each of 1,000
+    /// clients, that bookkeeping is a noticeable part of this process's CPU. One timer per
+    /// client, moved forward only when it fires, still fails a client that hears nothing for
+    /// [`WAIT`].
     async fn talk(
         self,
-        mut client: Client,
+        client: Client,
         nick: &str,
         room: usize,
         others: usize,
         offset: Duration,
         epoch: Instant,
     ) -> (Duration, Duration, Vec<Duration>) {
+        let Client::Tcp {
+            mut lines,
+            mut writer,
+            ..
+        } = client
+        else {
+            panic!("{nick}: the load runs over TCP");
+        };
         let prefix = format!("[r{room}] ");
         let mut next_from: HashMap<String, usize> = HashMap::new();
         let mut latencies = Vec::with_capacity(others * self.messages);
@@ -141,6 +155,10 @@ impl Load {
         let mut sent_first = Duration::ZERO;
         let mut sent = 0;
         let total = others * self.messages;
+        // Fires WAIT after the last line; moved forward lazily, only when it fires.
+        let mut last_line = tokio::time::Instant::now();
+        let stalled = tokio::time::sleep(WAIT);
+        tokio::pin!(stalled);
         while sent < self.messages || latencies.len() < total {
             // Message `sent` may go once round `sent - 1` of everyone else has arrived, and not
             // before its time on the schedule. Keep reading while waiting, so that the latency
@@ -148,8 +166,11 @@ impl Load {
             let may_send = sent < self.messages && latencies.len() >= others * sent;
             let due = begin + self.interval * sent as u32;
             tokio::select! {
-                line = client.next_line() => {
-                    let line = line.unwrap_or_else(|| panic!("{nick}: the server closed"));
+                line = lines.next() => {
+                    let line = line
+                        .unwrap_or_else(|| panic!("{nick}: the server closed"))
+                        .expect("a UTF-8 line");
+                    last_line = tokio::time::Instant::now();
                     if line.starts_with("***") {
                         continue; // someone joined late or renamed: not a message
                     }
@@ -159,7 +180,10 @@ impl Load {
                     let (sender, text) = body.split_once(": ").expect("`nick: text`");
                     let (seq, sent_at) = text.split_once(' ').expect("`seq micros`");
                     let seq: usize = seq.parse().expect("a sequence number");
-                    let expected = next_from.entry(sender.to_string()).or_default();
+                    let expected = match next_from.get_mut(sender) {
+                        Some(expected) => expected,
+                        None => next_from.entry(sender.to_string()).or_default(),
+                    };
                     assert_eq!(
                         seq, *expected,
                         "{nick}: message {seq} of {sender} arrived when {expected} was due"
@@ -168,11 +192,20 @@ impl Load {
                     let sent_at = Duration::from_micros(sent_at.parse().expect("micros"));
                     latencies.push(epoch.elapsed().saturating_sub(sent_at));
                 }
+                () = &mut stalled => {
+                    assert!(
+                        last_line.elapsed() < WAIT,
+                        "{nick}: no line within {WAIT:?}; received {} of {total}, sent {sent}",
+                        latencies.len()
+                    );
+                    stalled.as_mut().reset(last_line + WAIT);
+                }
                 () = tokio::time::sleep_until(due), if may_send => {
                     if sent == 0 {
                         sent_first = epoch.elapsed();
                     }
-                    client.send(&format!("{sent} {}", epoch.elapsed().as_micros())).await;
+                    let line = format!("{sent} {}\n", epoch.elapsed().as_micros());
+                    writer.write_all(line.as_bytes()).await.expect("write a line");
                     sent += 1;
                 }
             }
@@ -298,12 +331,14 @@ pub struct FloodReport {
 }
 
 /// One client writes `lines` lines as fast as TCP lets it; `listeners` clients in the same room read.
-/// Stops when the server cuts the flooder, or after `watch`.
+/// Stops when the server cuts the flooder, or after `watch`; the listeners then read for `settle`
+/// more (what is still on its way to them).
 pub async fn flood(
     addr: SocketAddr,
     listeners: usize,
     lines: usize,
     watch: Duration,
+    settle: Duration,
 ) -> FloodReport {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut ears = JoinSet::new();
@@ -361,7 +396,7 @@ pub async fn flood(
     })
     .await;
     // Let the listeners read what is still on its way, then stop them.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(settle).await;
     let _ = stop_tx.send(true);
     writing.abort();
     let mut report = FloodReport {

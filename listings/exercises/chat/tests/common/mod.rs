@@ -112,6 +112,13 @@ impl Server {
         }
     }
 
+    /// How many files (sockets included) the server process has open (Linux: `/proc/PID/fd`).
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .expect("the server's /proc/PID/fd")
+            .count()
+    }
+
     /// Peak resident set size of the server process (Linux: VmHWM), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
