@@ -1,7 +1,7 @@
 //! 非同期HTTPクライアント: 1つの`reqwest::Client`で、順に・`join_all`で同時に・
 //! `buffer_unordered`で数を制限して、リクエストを送り、かかった時間を比べます。
 //!
-//! 実行方法: `cargo run --release -p async-http-fanout`
+//! 実行方法: `cargo run -p async-http-fanout`（時間のほとんどは応答を待つ時間なので、デバッグビルドで測れます）
 //!
 //! プログラムは自分で`127.0.0.1`の空いているポートに小さなHTTPサーバー（axum）を起動し、
 //! そこにリクエストを送るので、インターネットにつながっていなくても動きます。
