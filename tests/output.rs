@@ -14,14 +14,22 @@
 //! ```
 //!
 //! One test per listing, named after its package: `cargo test --test output -- spawn-join`
-//! checks one. The programs mostly wait (they show concurrency with sleeps), so this binary
-//! has its own `main` (libtest-mimic) and runs several at once; the listings that measure
-//! the speed of computation (`alone = true`) run one at a time, before the others start.
-//! `--test-threads N` (or `RUST_TEST_THREADS`) sets how many run at once.
+//! checks one (one filter, as libtest-mimic takes). The programs mostly wait (they show
+//! concurrency with sleeps), so this binary has its own `main` (libtest-mimic) and runs
+//! several at once; a listing that measures the speed of computation (`alone = true`) runs
+//! while no other listing runs, and those are started first. `--test-threads N` (or
+//! `RUST_TEST_THREADS`) sets how many run at once.
+//!
+//! The programs are built by one nested `cargo build` before any runs (and a second one with
+//! `--release` for the `--release` recordings). It selects the same packages and, through
+//! `--test output`, the same dev-dependencies as `cargo test` at the root, so the dependencies
+//! are resolved with the same features and nothing but the listings' own binaries is built.
 
+use std::collections::HashMap;
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
-use std::sync::{Arc, RwLock};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use book_support::{OutputTxt, Varies};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -34,12 +42,16 @@ static TURN: RwLock<()> = RwLock::new(());
 
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
-    args.test_threads = args.test_threads.or_else(|| {
-        std::env::var("RUST_TEST_THREADS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .or(Some(AT_ONCE))
-    });
+    if args.test_threads.is_none() {
+        args.test_threads = match std::env::var("RUST_TEST_THREADS") {
+            Err(_) => Some(AT_ONCE),
+            Ok(n) => n.parse().ok(),
+        };
+    }
+    if args.test_threads.is_none_or(|n| n == 0) {
+        eprintln!("error: the number of test threads must be a whole number above 0");
+        return ExitCode::FAILURE;
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let listings = match listings(root) {
         Ok(listings) => listings,
@@ -48,22 +60,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let selected: Vec<&Listing> = listings
-        .iter()
-        .filter(|l| !args.list && !args.is_filtered_out(&Trial::test(&l.package, || Ok(()))))
-        .collect();
-    let builds = Arc::new(Builds::new(root, &selected));
-    // The listings that run alone first: each waits for the runs before it to end.
-    let mut trials: Vec<(bool, Trial)> = listings
+    let built: Arc<OnceLock<Built>> = Arc::default();
+    let mut trials: Vec<(Arc<Listing>, Trial)> = listings
         .into_iter()
         .map(|listing| {
-            let builds = Arc::clone(&builds);
-            let alone = listing.alone();
-            let trial = Trial::test(listing.package.clone(), move || check(&listing, &builds));
-            (alone, trial.with_kind(if alone { "alone" } else { "" }))
+            let listing = Arc::new(listing);
+            let (this, built) = (Arc::clone(&listing), Arc::clone(&built));
+            let trial = Trial::test(listing.package.clone(), move || {
+                check(&this, built.get().expect("built before any trial runs"))
+            });
+            let trial = trial.with_kind(if listing.alone { "alone" } else { "" });
+            (listing, trial)
         })
         .collect();
-    trials.sort_by_key(|(alone, _)| !alone);
+    // Build what the filters leave to run (nothing for `--list`).
+    if !args.list {
+        let chosen: Vec<&Listing> = trials
+            .iter()
+            .filter(|(_, trial)| !args.is_filtered_out(trial) && !args.is_ignored(trial))
+            .map(|(listing, _)| listing.as_ref())
+            .collect();
+        let _ = built.set(Built::new(root, &chosen));
+    }
+    trials.sort_by_key(|(listing, _)| !listing.alone);
     let trials = trials.into_iter().map(|(_, trial)| trial).collect();
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -74,16 +93,10 @@ struct Listing {
     dir: PathBuf,
     /// Whether `output.txt` records a release build.
     release: bool,
+    /// Whether it declares `alone = true`.
+    alone: bool,
     /// `[package.metadata.output]` of its `Cargo.toml`.
     declared: Option<toml::Value>,
-}
-
-impl Listing {
-    /// Whether it declares `alone = true`.
-    fn alone(&self) -> bool {
-        let alone = self.declared.as_ref().and_then(|d| d.get("alone"));
-        alone.and_then(toml::Value::as_bool).unwrap_or(false)
-    }
 }
 
 /// Every listing under `listings/*/*` that has an `output.txt` or declares what varies.
@@ -98,106 +111,157 @@ fn listings(root: &Path) -> Result<Vec<Listing>, String> {
         .collect();
     dirs.sort();
     for dir in dirs {
-        let manifest = dir.join("Cargo.toml");
-        let text = std::fs::read_to_string(&manifest).map_err(|e| format!("{e}"))?;
-        let manifest: toml::Table = text
-            .parse()
-            .map_err(|e| format!("{}: {e}", manifest.display()))?;
-        let package = &manifest["package"];
-        let declared = package
-            .get("metadata")
+        let path = dir.join("Cargo.toml");
+        let manifest: toml::Table = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| text.parse().map_err(|e: toml::de::Error| e.to_string()))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let package = manifest
+            .get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(toml::Value::as_str)
+            .ok_or_else(|| format!("{}: no [package] name", path.display()))?;
+        let declared = manifest
+            .get("package")
+            .and_then(|p| p.get("metadata"))
             .and_then(|m| m.get("output"))
             .cloned();
         let has_output = dir.join("output.txt").is_file();
         if !has_output && declared.is_none() {
             continue;
         }
-        let release = has_output && OutputTxt::read(&dir).is_ok_and(|o| o.command.release);
+        let alone = declared.as_ref().and_then(|d| d.get("alone"));
         found.push(Listing {
-            package: package["name"].as_str().unwrap_or_default().to_owned(),
-            dir,
-            release,
+            package: package.to_owned(),
+            release: has_output && OutputTxt::read(&dir).is_ok_and(|o| o.command.release),
+            alone: alone.and_then(toml::Value::as_bool).unwrap_or(false),
             declared,
+            dir,
         });
     }
     Ok(found)
 }
 
-/// The binaries the selected listings run, built once before any of them runs.
-struct Builds {
-    /// The directory of the debug binaries, or why they could not be built.
-    debug: Result<PathBuf, String>,
-    /// The same for the release binaries.
-    release: Result<PathBuf, String>,
+/// The programs of the chosen listings, built before any of them runs.
+struct Built {
+    /// Each program's executable, by package (= binary) name and build (`true`: release).
+    executables: HashMap<(String, bool), PathBuf>,
+    /// Why a build failed (printed once; each listing it leaves without a program says so).
+    failed: Option<String>,
 }
 
-impl Builds {
-    /// Builds what `selected` needs into the target directory this test was built in.
-    ///
-    /// The debug binaries are built as `cargo test` builds them (`--workspace --bins --tests`
-    /// resolves the dependencies' features the same way), so after `cargo test` this finds
-    /// everything up to date.
-    fn new(root: &Path, selected: &[&Listing]) -> Self {
-        let exe = std::env::current_exe().expect("the test binary's path");
-        // <target>/<profile>/deps/output-<hash>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("<target>/<profile>/deps");
-        let target = profile_dir.parent().expect("<target>/<profile>");
-        let build = |args: &[&str]| -> Result<(), String> {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut command = Command::new(cargo);
-            command
-                .args(["build", "--quiet", "--target-dir"])
-                .arg(target)
-                .args(args)
-                .current_dir(root);
-            let done = book_support::try_run_command(command, book_support::BUILD_TIMEOUT)?;
-            if done.status.success() {
-                Ok(())
+impl Built {
+    fn new(root: &Path, chosen: &[&Listing]) -> Self {
+        let mut built = Built {
+            executables: HashMap::new(),
+            failed: None,
+        };
+        for release in [false, true] {
+            let packages: Vec<&str> = chosen
+                .iter()
+                .filter(|l| l.release == release)
+                .map(|l| l.package.as_str())
+                .collect();
+            if packages.is_empty() {
+                continue;
+            }
+            // Debug: the binaries, plus this test so that the dev-dependencies (and so the
+            // features) are those of `cargo test`. Release: only the binaries.
+            let mut args: Vec<&str> = Vec::new();
+            if release {
+                args.push("--release");
+                for package in &packages {
+                    args.extend(["--package", package]);
+                }
             } else {
-                Err(format!(
-                    "`cargo build {}` failed:\n{}",
-                    args.join(" "),
-                    done.stderr
-                ))
+                args.extend(["--workspace", "--test", "output"]);
             }
-        };
-        let debug = if selected.iter().any(|l| !l.release) {
-            let mut args = vec!["--workspace", "--bins", "--tests"];
-            match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") => {}
-                Some("release") => args.push("--release"),
-                Some(other) => args.extend(["--profile", other]),
-                None => {}
+            for package in &packages {
+                args.extend(["--bin", package]);
             }
-            build(&args).map(|()| profile_dir.to_owned())
-        } else {
-            Err("not built (no listing selected needs it)".into())
+            eprintln!(
+                "building the programs of {} listing(s){}…",
+                packages.len(),
+                if release { " (release)" } else { "" }
+            );
+            match build(root, &args) {
+                Ok(executables) => built.executables.extend(
+                    executables
+                        .into_iter()
+                        .map(|(name, path)| ((name, release), path)),
+                ),
+                Err(e) => {
+                    eprintln!("error: `cargo build {}` failed:\n{e}", args.join(" "));
+                    built.failed = Some(format!("`cargo build {}` failed", args.join(" ")));
+                }
+            }
+        }
+        built
+    }
+
+    fn executable(&self, listing: &Listing) -> Result<&Path, String> {
+        let key = (listing.package.clone(), listing.release);
+        self.executables
+            .get(&key)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| match &self.failed {
+                Some(why) => format!("{why} (its output is printed above the test results)"),
+                None => format!("cargo built no binary named {}", listing.package),
+            })
+    }
+}
+
+/// Runs `cargo build` with `args` at the root and returns the binaries it built (or found
+/// up to date), by name, as cargo reports them. Cargo's own messages pass through to stderr.
+fn build(root: &Path, args: &[&str]) -> Result<HashMap<String, PathBuf>, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut child = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json-render-diagnostics",
+        ])
+        .args(args)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    let mut executables = HashMap::new();
+    let stdout = child.stdout.take().expect("piped");
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("reading cargo's messages: {e}"))?;
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
         };
-        let measured: Vec<&str> = selected
-            .iter()
-            .filter(|l| l.release)
-            .flat_map(|l| ["--package", l.package.as_str()])
-            .collect();
-        let release = if measured.is_empty() {
-            Err("not built (no listing selected needs it)".into())
-        } else {
-            let mut args = vec!["--release", "--bins"];
-            args.extend(measured);
-            build(&args).map(|()| target.join("release"))
-        };
-        Self { debug, release }
+        if message["reason"] == "compiler-artifact"
+            && message["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "bin"))
+            && let (Some(name), Some(path)) = (
+                message["target"]["name"].as_str(),
+                message["executable"].as_str(),
+            )
+        {
+            executables.insert(name.to_owned(), PathBuf::from(path));
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for cargo: {e}"))?;
+    if status.success() {
+        Ok(executables)
+    } else {
+        Err(format!("cargo exited with {status} (its errors are above)"))
     }
 }
 
 /// Runs the listing and compares its output with `output.txt`.
-fn check(listing: &Listing, builds: &Builds) -> Result<(), Failed> {
+fn check(listing: &Listing, built: &Built) -> Result<(), Failed> {
     let recorded = OutputTxt::read(&listing.dir).map_err(|e| {
         format!(
-            "{e}\n(the listing declares [package.metadata.output]; record its output with \
-             `cargo xtask bless {}`)",
+            "{e}\n(to record it, write `$ cargo run -p {0}` as its first line and run \
+             `cargo xtask bless {0}`)",
             listing.package
         )
     })?;
@@ -216,24 +280,15 @@ fn check(listing: &Listing, builds: &Builds) -> Result<(), Failed> {
             listing.dir.display()
         )
     })?;
-    let dir = if listing.release {
-        &builds.release
-    } else {
-        &builds.debug
-    };
-    let bin = dir.as_ref()?.join(format!(
-        "{}{}",
-        listing.package,
-        std::env::consts::EXE_SUFFIX
-    ));
+    let bin = built.executable(listing)?;
     // The listing's turn to run, until the end of this function.
     let (_alone, _shared);
-    if listing.alone() {
+    if listing.alone {
         _alone = TURN.write().unwrap_or_else(|e| e.into_inner());
     } else {
         _shared = TURN.read().unwrap_or_else(|e| e.into_inner());
     }
-    Ok(book_support::check_output(&bin, &recorded, &varies)?)
+    Ok(book_support::check_output(bin, &recorded, &varies)?)
 }
 
 /// The [`Varies`] that `[package.metadata.output]` declares (nothing varies without one).
@@ -244,31 +299,38 @@ fn declared_varies(declared: Option<&toml::Value>) -> Result<Varies, String> {
     };
     let table = declared.as_table().ok_or("must be a table")?;
     for (key, value) in table {
+        let flag = || {
+            value
+                .as_bool()
+                .ok_or_else(|| format!("{key} must be true or false"))
+        };
         match key.as_str() {
             "alone" => {
-                value.as_bool().ok_or("alone must be true or false")?;
+                flag()?;
             }
-            "durations" | "ratios" | "pids" => {
-                let on = value
-                    .as_bool()
-                    .ok_or_else(|| format!("{key} must be true or false"))?;
-                if on {
-                    varies = match key.as_str() {
-                        "durations" => varies.durations(),
-                        "ratios" => varies.ratios(),
-                        _ => varies.pids(),
-                    };
-                }
-            }
+            "durations" if flag()? => varies = varies.durations(),
+            "ratios" if flag()? => varies = varies.ratios(),
+            "pids" if flag()? => varies = varies.pids(),
+            "durations" | "ratios" | "pids" => {}
             "redact" => {
-                let wrong =
-                    || "redact must be a list of { as = \"[NAME]\", pattern = '…' }".to_string();
+                let wrong = || {
+                    "redact must be a list of { as = \"[NAME]\", pattern = '…' }, NAME in \
+                     capital letters and _"
+                        .to_string()
+                };
                 for entry in value.as_array().ok_or_else(wrong)? {
-                    let placeholder = entry.get("as").and_then(|v| v.as_str()).ok_or_else(wrong)?;
-                    let pattern = entry
-                        .get("pattern")
-                        .and_then(|v| v.as_str())
+                    let field = |name| entry.get(name).and_then(toml::Value::as_str);
+                    let (Some(placeholder), Some(pattern)) = (field("as"), field("pattern")) else {
+                        return Err(wrong());
+                    };
+                    let name = placeholder
+                        .strip_prefix('[')
+                        .and_then(|p| p.strip_suffix(']'))
                         .ok_or_else(wrong)?;
+                    if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                    {
+                        return Err(wrong());
+                    }
                     regex::Regex::new(pattern).map_err(|e| format!("redact {placeholder}: {e}"))?;
                     // Placeholders live as long as the test process (snapbox wants `'static`).
                     varies = varies.redact(placeholder.to_owned().leak(), pattern);

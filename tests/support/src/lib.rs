@@ -44,6 +44,7 @@ pub use toolchain::{
 
 use std::io::Read;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -116,44 +117,76 @@ pub fn run_command(command: Command, timeout: Duration) -> Finished {
 /// within `timeout`, or printed invalid UTF-8) instead of panicking.
 pub fn try_run_command(mut command: Command, timeout: Duration) -> Result<Finished, String> {
     let what = format!("{command:?}");
+    // Its own process group, so that what it starts can be killed with it.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {what}: {e}"))?;
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut s = Vec::new();
-        stdout.read_to_end(&mut s).map(|_| s)
-    });
-    let err = thread::spawn(move || {
-        let mut s = Vec::new();
-        stderr.read_to_end(&mut s).map(|_| s)
-    });
+    let (tx, rx) = mpsc::channel();
+    for (stream, mut pipe) in [
+        (
+            "stdout",
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        ),
+        ("stderr", Box::new(child.stderr.take().unwrap())),
+    ] {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = tx.send((stream, pipe.read_to_end(&mut bytes).map(|_| bytes)));
+        });
+    }
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().map_err(|e| format!("{what}: {e}"))? {
             break status;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
             return Err(format!("{what} did not finish within {timeout:?}"));
         }
         thread::sleep(Duration::from_millis(5));
     };
-    let text = |bytes: std::io::Result<Vec<u8>>, stream: &str| {
+    // The pipes close when every process that holds them has exited: wait for that too.
+    let (mut stdout, mut stderr) = (None, None);
+    while stdout.is_none() || stderr.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok((stream, bytes)) = rx.recv_timeout(left) else {
+            kill_group(&mut child);
+            return Err(format!(
+                "{what} exited ({status}), but something it started kept its output open for \
+                 longer than {timeout:?} (killed)"
+            ));
+        };
         let bytes = bytes.map_err(|e| format!("{what}: reading {stream}: {e}"))?;
-        String::from_utf8(bytes)
-            .map_err(|e| format!("{what} printed invalid UTF-8 on {stream}: {e}"))
-    };
+        let text = String::from_utf8(bytes)
+            .map_err(|e| format!("{what} printed invalid UTF-8 on {stream}: {e}"))?;
+        *if stream == "stdout" {
+            &mut stdout
+        } else {
+            &mut stderr
+        } = Some(text);
+    }
     Ok(Finished {
         status,
-        stdout: text(out.join().unwrap(), "stdout")?,
-        stderr: text(err.join().unwrap(), "stderr")?,
+        stdout: stdout.unwrap_or_default(),
+        stderr: stderr.unwrap_or_default(),
     })
+}
+
+/// Kills `child` and every process in its group (it leads one: [`try_run_command`]).
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative pid signals the process group; no memory involved.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[cfg(test)]
