@@ -149,10 +149,11 @@ mod tests {
     fn splitting_among_threads_does_not_change_the_result() {
         // 割り切れる分け方・割り切れない分け方・スレッドのほうが多い分け方を試します。
         for n in [0, 1, 7, 1_000, 99_999, 200_000] {
+            let sequential = sum_of_squares(0..n);
             for threads in [1, 2, 3, 4, 7, 16] {
                 assert_eq!(
                     parallel_sum_of_squares(n, threads),
-                    sum_of_squares(0..n),
+                    sequential,
                     "n = {n}, threads = {threads}"
                 );
             }
@@ -169,13 +170,14 @@ mod tests {
 
     #[test]
     fn io_tasks_overlap_and_every_task_runs_once() {
-        let short = [1, 2, 3, 4].map(Duration::from_millis);
+        // どのタスクも1回ずつ、入力の順に結果が返ること（長さの違う待ちを目印にします）
+        let short = [1, 2, 3, 4].map(Duration::from_micros);
         for threads in [1, 2, 3, 4, 8] {
             assert_eq!(parallel_io(&short, threads), short, "threads = {threads}");
         }
-        // 4スレッドなら4つの待ちが重なり、1回分（50 ms）より長く、合計（200 ms）より
+        // 4スレッドなら4つの待ちが重なり、1回分（30 ms）より長く、合計（120 ms）より
         // はっきり短く終わります。
-        let delays = [Duration::from_millis(50); 4];
+        let delays = [Duration::from_millis(30); 4];
         book_support::assert_waits_overlap("parallel_io", &delays, || {
             parallel_io(&delays, 4);
         });

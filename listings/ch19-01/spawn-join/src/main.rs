@@ -46,14 +46,14 @@ mod tests {
 
     #[test]
     fn both_results_arrive_and_time_is_the_max_not_the_sum() {
-        let (a, b) = (Duration::from_millis(300), Duration::from_millis(200));
-        // 2つの待ちは重なるので、長いほう（300 ms）以上で、順に待ったときの合計（500 ms）より
+        let (a, b) = (Duration::from_millis(60), Duration::from_millis(40));
+        // 2つの待ちは重なるので、長いほう（60 ms）以上で、順に待ったときの合計（100 ms）より
         // はっきり短く終わります（ほかのプログラムがCPUを使っていても揺れないように、
         // 何回かのうち最も速い回で比べます）。
         book_support::assert_waits_overlap("spawn-join", &[a, b], || {
             assert_eq!(
                 run(a, b),
-                ("Aの結果（300ミリ秒）".into(), "Bの結果（200ミリ秒）".into())
+                ("Aの結果（60ミリ秒）".into(), "Bの結果（40ミリ秒）".into())
             );
         });
     }

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 // ANCHOR: barrier
 /// 各スレッドについて、本番を始めた時点で準備を終えていたスレッドの数と、リーダーだったかを返します。
-fn run(workers: usize) -> Vec<(usize, bool)> {
+/// `i`番目のスレッドの準備には、`step`の`i + 1`倍の時間がかかります。
+fn run(workers: usize, step: Duration) -> Vec<(usize, bool)> {
     let barrier = Barrier::new(workers); // `workers`個のスレッドが`wait`したら、全員を通す
     let ready = AtomicUsize::new(0);
 
@@ -20,7 +21,7 @@ fn run(workers: usize) -> Vec<(usize, bool)> {
             .map(|i| {
                 let (barrier, ready) = (&barrier, &ready);
                 s.spawn(move || {
-                    thread::sleep(Duration::from_millis(30 * (i as u64 + 1))); // 準備
+                    thread::sleep(step * (i as u32 + 1)); // 準備
                     ready.fetch_add(1, Ordering::SeqCst);
                     println!("Worker-{i}: 準備完了。ほかのスレッドを待ちます");
 
@@ -40,7 +41,7 @@ fn run(workers: usize) -> Vec<(usize, bool)> {
 }
 
 fn main() {
-    run(3);
+    run(3, Duration::from_millis(30));
 }
 // ANCHOR_END: barrier
 
@@ -53,7 +54,8 @@ mod tests {
     fn nobody_starts_before_everybody_is_ready() {
         let (tx, rx) = mpsc::channel();
         // バリアが壊れていても止まったままにならないように、別スレッドで実行して時間制限付きで待ちます
-        thread::spawn(move || tx.send(run(4)).unwrap());
+        // 準備の時間は10・20・30・40ミリ秒。ばらばらに準備を終えても、全員がそろうまで誰も通れません
+        thread::spawn(move || tx.send(run(4, Duration::from_millis(10))).unwrap());
         let results = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("バリアを通れませんでした");

@@ -129,8 +129,17 @@ mod tests {
 
     #[test]
     fn every_item_is_consumed_exactly_once() {
-        for (items, consumers) in [(5, 3), (50, 3), (20, 1), (0, 3)] {
-            let consumed = within(move || run(items, consumers, Duration::from_millis(1)));
+        // 4通りを同時に動かし、それぞれの結果を時間制限付きで待ちます（全体は最も長い50個の分で終わります）。
+        let cases = [(5, 3), (50, 3), (20, 1), (0, 3)];
+        let runs = cases.map(|(items, consumers)| {
+            let (tx, rx) = mpsc::channel();
+            thread::spawn(move || tx.send(run(items, consumers, Duration::from_millis(1))));
+            rx
+        });
+        for ((items, consumers), rx) in cases.into_iter().zip(runs) {
+            let consumed = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("時間内に終わりませんでした");
             assert_eq!(consumed.len(), consumers);
             let mut all: Vec<String> = consumed.into_iter().flatten().collect();
             all.sort_by_key(|s| s["item-".len()..].parse::<usize>().unwrap());
@@ -143,6 +152,7 @@ mod tests {
     fn the_seed_shape_waits_forever_for_a_sixth_item() {
         // Python版の形: 5個しか作らないのに、3つのコンシューマーが2個ずつ（合計6回）取りに行き、キューも閉じない。
         // 6回目の取り出しは永遠に待つので、時間制限つきの`pop_timeout`で、ちょうど1回失敗することを確かめます。
+        // アイテムは最初から全部キューにあり、あれば待たずに取り出せるので、制限は短くても結果は同じです。
         let misses = within(|| {
             let queue = Queue::new();
             for n in 0..5 {
@@ -154,7 +164,7 @@ mod tests {
                         let queue = &queue;
                         s.spawn(move || {
                             (0..2)
-                                .filter(|_| queue.pop_timeout(Duration::from_millis(300)).is_none())
+                                .filter(|_| queue.pop_timeout(Duration::from_millis(30)).is_none())
                                 .count()
                         })
                     })

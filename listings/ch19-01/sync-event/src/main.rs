@@ -105,16 +105,21 @@ mod tests {
     #[test]
     fn set_wakes_every_waiter() {
         let event = Arc::new(Event::new());
+        let (waiting, waiters) = mpsc::channel();
         let (woke, woken) = mpsc::channel();
         for i in 0..3 {
-            let (event, woke) = (Arc::clone(&event), woke.clone());
+            let (event, waiting, woke) = (Arc::clone(&event), waiting.clone(), woke.clone());
             thread::spawn(move || {
+                waiting.send(()).unwrap();
                 event.wait();
                 woke.send(i).unwrap();
             });
         }
-        // `set`の前には誰も起きない
-        assert!(woken.recv_timeout(Duration::from_millis(50)).is_err());
+        // 3つとも`wait`を呼ぶ直前まで進んだのを見届けてから、`set`の前には誰も起きないことを確かめます
+        for _ in 0..3 {
+            waiters.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        assert!(woken.recv_timeout(Duration::from_millis(30)).is_err());
         event.set();
         let mut ids: Vec<i32> = (0..3)
             .map(|_| {
@@ -147,10 +152,12 @@ mod tests {
     #[test]
     fn dropping_the_sender_wakes_every_receiver() {
         let (start, started) = crossbeam_channel::bounded::<()>(0);
+        let (waiting, waiters) = mpsc::channel();
         let (woke, woken) = mpsc::channel();
         for _ in 0..3 {
-            let (started, woke) = (started.clone(), woke.clone());
+            let (started, waiting, woke) = (started.clone(), waiting.clone(), woke.clone());
             thread::spawn(move || {
+                waiting.send(()).unwrap();
                 assert!(
                     started.recv().is_err(),
                     "何も送られず、閉じたことだけが伝わる"
@@ -158,7 +165,11 @@ mod tests {
                 woke.send(()).unwrap();
             });
         }
-        assert!(woken.recv_timeout(Duration::from_millis(50)).is_err());
+        // 3つとも`recv`を呼ぶ直前まで進んだのを見届けてから、合図の前には誰も起きないことを確かめます
+        for _ in 0..3 {
+            waiters.recv_timeout(Duration::from_secs(5)).unwrap();
+        }
+        assert!(woken.recv_timeout(Duration::from_millis(30)).is_err());
         drop(start);
         for _ in 0..3 {
             woken

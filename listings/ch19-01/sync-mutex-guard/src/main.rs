@@ -60,14 +60,18 @@ mod tests {
         let m = &m;
         thread::scope(|s| {
             let mut guard = m.lock().unwrap();
+            let (started_tx, started_rx) = mpsc::channel();
             let (tx, rx) = mpsc::channel();
             s.spawn(move || {
+                started_tx.send(()).unwrap();
                 let mut value = m.lock().unwrap(); // メインスレッドのガードがドロップされるまで待つ
                 *value += 1;
                 tx.send(*value).unwrap();
             });
+            // もう1つのスレッドが`lock`を呼ぶ直前まで進んだのを見届けてから、待たされていることを確かめます。
+            started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
             // ガードがある間は、もう1つのスレッドは進めません。
-            assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+            assert!(rx.recv_timeout(Duration::from_millis(30)).is_err());
             *guard = 10;
             drop(guard);
             assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(11));

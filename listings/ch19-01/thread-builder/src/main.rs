@@ -142,6 +142,8 @@ mod tests {
                 "--nocapture",
             ])
             .env("THREAD_BUILDER_PANIC_CHILD", "1")
+            // バックトレースは調べないので作らせません（デバッグビルドでは作るのに0.1秒ほどかかります）
+            .env("RUST_BACKTRACE", "0")
             .output()
             .unwrap();
         assert!(out.status.success());

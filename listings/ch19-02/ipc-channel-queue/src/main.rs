@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 // ANCHOR: main
-fn run(count: usize) -> Vec<String> {
+fn run(count: usize, produce_time: Duration, consume_time: Duration) -> Vec<String> {
     let (tx, rx) = mpsc::channel::<String>();
 
     let producer = thread::spawn(move || {
@@ -18,7 +18,7 @@ fn run(count: usize) -> Vec<String> {
             println!("Producer 送信: {item}");
             // 文字列の所有権ごと送るので、コピーもシリアライズも要りません
             tx.send(item).expect("コンシューマーがいなくなりました");
-            thread::sleep(Duration::from_millis(50));
+            thread::sleep(produce_time);
         }
         // ここで`tx`がドロップされ、チャネルが閉じます（Pythonの`None`の代わり）
     });
@@ -27,7 +27,7 @@ fn run(count: usize) -> Vec<String> {
         let mut consumed = Vec::new();
         for item in rx {
             println!("Consumer 受信: {item}");
-            thread::sleep(Duration::from_millis(30));
+            thread::sleep(consume_time);
             consumed.push(item);
         }
         println!(
@@ -42,7 +42,7 @@ fn run(count: usize) -> Vec<String> {
 }
 
 fn main() {
-    run(5);
+    run(5, Duration::from_millis(50), Duration::from_millis(30));
 }
 // ANCHOR_END: main
 
@@ -53,7 +53,9 @@ mod tests {
     #[test]
     fn every_item_arrives_once_in_order() {
         let expected: Vec<String> = (0..5).map(|i| format!("Producer-item-{i}")).collect();
-        assert_eq!(run(5), expected);
-        assert!(run(0).is_empty());
+        // 本文の実行と同じく、作るほうが処理するほうより遅くなるようにします（時間は10分の1）。
+        let (produce, consume) = (Duration::from_millis(5), Duration::from_millis(3));
+        assert_eq!(run(5, produce, consume), expected);
+        assert!(run(0, produce, consume).is_empty());
     }
 }

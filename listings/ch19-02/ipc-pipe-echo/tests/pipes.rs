@@ -3,9 +3,10 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const EXE: &str = env!("CARGO_BIN_EXE_ipc-pipe-echo");
 
@@ -28,7 +29,9 @@ fn each_request_gets_its_reply_before_the_next_is_sent() {
 
 #[test]
 fn writing_everything_before_reading_fills_both_pipes_and_blocks() {
-    const REQUESTS: usize = 100_000; // 約2 MB: パイプのバッファ（Linuxでは64 KiB）よりずっと大きい
+    // 約0.4 MB: 2つのパイプのバッファ（Linuxではそれぞれ64 KiB）と子の入出力のバッファを
+    // 合わせたより、ずっと多い量です。
+    const REQUESTS: usize = 20_000;
     let mut child = Command::new(EXE)
         .arg("child")
         .stdin(Stdio::piped())
@@ -38,19 +41,30 @@ fn writing_everything_before_reading_fills_both_pipes_and_blocks() {
     let mut to_child = child.stdin.take().unwrap();
     let from_child = child.stdout.take().unwrap();
 
-    // 要求をすべて書き込むだけのスレッド。応答は誰も読みません。
+    // 要求をすべて書き込むだけのスレッド。応答は誰も読みません。何行書けたかを数えておきます。
+    let written = Arc::new(AtomicUsize::new(0));
     let (done_tx, done_rx) = mpsc::channel();
-    let writer = thread::spawn(move || {
-        for i in 0..REQUESTS {
-            writeln!(to_child, "メッセージ-{i}").unwrap();
+    let writer = thread::spawn({
+        let written = Arc::clone(&written);
+        move || {
+            for i in 0..REQUESTS {
+                writeln!(to_child, "メッセージ-{i}").unwrap();
+                written.store(i + 1, Ordering::SeqCst);
+            }
+            writeln!(to_child, "exit").unwrap();
+            done_tx.send(()).unwrap();
         }
-        writeln!(to_child, "exit").unwrap();
-        done_tx.send(()).unwrap();
     });
 
-    // 子は応答を書けずに止まり、親は要求を書けずに止まります: 書き込みは終わりません。
+    // 子は応答を書けずに止まり、親は要求を書けずに止まります: 書き込みは途中で止まったまま、
+    // 進まなくなります。書けた行数が50ミリ秒変わらなくなるまで待って、確かめます。
+    let stalled_at = wait_until_it_stops(&written, Duration::from_millis(50));
     assert!(
-        done_rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        stalled_at < REQUESTS,
+        "パイプが詰まらずに全部書けてしまいました"
+    );
+    assert!(
+        done_rx.try_recv().is_err(),
         "パイプが詰まらずに全部書けてしまいました"
     );
 
@@ -62,4 +76,24 @@ fn writing_everything_before_reading_fills_both_pipes_and_blocks() {
     writer.join().unwrap();
     assert_eq!(reader.join().unwrap(), REQUESTS);
     assert!(child.wait().unwrap().success());
+}
+
+/// `count`が`quiet`の間変わらなくなるまで待ち、そのときの値を返します（30秒たっても動き続けていれば失敗）。
+fn wait_until_it_stops(count: &AtomicUsize, quiet: Duration) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = count.load(Ordering::SeqCst);
+    let mut unchanged_since = Instant::now();
+    loop {
+        thread::sleep(Duration::from_millis(5));
+        let now = count.load(Ordering::SeqCst);
+        if now != last {
+            (last, unchanged_since) = (now, Instant::now());
+        } else if unchanged_since.elapsed() >= quiet {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "書き込みが止まりません（{now}行）"
+        );
+    }
 }

@@ -12,14 +12,14 @@ use std::thread;
 use std::time::Duration;
 
 // ANCHOR: consumer
-/// 子プロセス側: 入力を1行ずつ読み、1行を1つのアイテムとして処理します。
+/// 子プロセス側: 入力を1行ずつ読み、1行を1つのアイテムとして処理します（1つに`work`かかります）。
 /// 入力の終わり（親が書き込み側を閉じたこと）が終了の合図です。
-fn consumer(input: impl BufRead) -> io::Result<Vec<String>> {
+fn consumer(input: impl BufRead, work: Duration) -> io::Result<Vec<String>> {
     let mut consumed = Vec::new();
     for line in input.lines() {
         let item = line?;
         println!("Consumer 受信: {item}");
-        thread::sleep(Duration::from_millis(30)); // 処理に時間がかかる
+        thread::sleep(work); // 処理に時間がかかる
         consumed.push(item);
     }
     println!(
@@ -65,7 +65,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     match args.as_slice() {
         [] => producer(5),
         [mode] if mode == "consumer" => {
-            consumer(io::stdin().lock())?;
+            consumer(io::stdin().lock(), Duration::from_millis(30))?;
             Ok(())
         }
         _ => Err(format!("使い方: ipc-stdin-queue [consumer]（受け取った引数: {args:?}）").into()),
@@ -78,8 +78,16 @@ mod tests {
 
     #[test]
     fn the_consumer_takes_every_line_once_in_order_and_stops_at_eof() {
+        // 処理の時間は結果に関係しないので、待たずに処理させます
         let input = io::Cursor::new("a-0\na-1\na-2\n");
-        assert_eq!(consumer(input).unwrap(), ["a-0", "a-1", "a-2"]);
-        assert!(consumer(io::Cursor::new("")).unwrap().is_empty());
+        assert_eq!(
+            consumer(input, Duration::ZERO).unwrap(),
+            ["a-0", "a-1", "a-2"]
+        );
+        assert!(
+            consumer(io::Cursor::new(""), Duration::ZERO)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -96,7 +96,7 @@ mod tests {
         let children = vec![
             ("ok".to_string(), shell("exit 0")),
             ("bad".to_string(), shell("exit 3")),
-            ("slow".to_string(), shell("sleep 0.1; exit 0")),
+            ("slow".to_string(), shell("sleep 0.03; exit 0")),
         ];
         let err = wait_all(children).unwrap_err();
         assert_eq!(err, "失敗した子プロセス: bad（exit status: 3）");

@@ -195,6 +195,7 @@ mod tests {
         let server = Arc::new(Server::default());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .start_paused(true) // ほかのテストと同じく、一時停止した時計で待たずに進めます
             .build()?;
         let connection = runtime.block_on(Connection::open(&server, "t"));
         drop(runtime);

@@ -110,8 +110,8 @@ mod tests {
 
     #[test]
     fn four_waits_on_four_workers_overlap() {
-        let latency = Duration::from_millis(100);
-        // 4つの待ちが重なるので、1つ分（100 ms）以上かかり、順番に実行した合計（400 ms）よりはっきり短く終わります。
+        let latency = Duration::from_millis(30);
+        // 4つの待ちが重なるので、1つ分（30 ms）以上かかり、順番に実行した合計（120 ms）よりはっきり短く終わります。
         book_support::assert_waits_overlap("4つのワーカー", &[latency; 4], || {
             let results = run_pool(4, HOSTS.to_vec(), |h| fetch(h, latency));
             assert_eq!(results.len(), 4);
@@ -120,10 +120,10 @@ mod tests {
 
     #[test]
     fn fewer_workers_than_jobs_take_several_rounds() {
-        let latency = Duration::from_millis(50);
+        let latency = Duration::from_millis(30);
         let start = Instant::now();
         run_pool(2, HOSTS.to_vec(), |h| fetch(h, latency));
-        // ワーカーが2つなら、4つのジョブには少なくとも2巡（2 × 50 ms）かかります。
+        // ワーカーが2つなら、4つのジョブには少なくとも2巡（2 × 30 ms）かかります。
         assert!(start.elapsed() >= 2 * latency);
     }
 }
