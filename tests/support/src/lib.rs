@@ -178,6 +178,25 @@ pub fn try_run_command(mut command: Command, timeout: Duration) -> Result<Finish
     })
 }
 
+/// Keeps the panics a test causes on purpose (their message contains one of `expected`) off
+/// the terminal; every other panic is reported as before. With `RUST_BACKTRACE=1` the default
+/// hook loads debug information to print a backtrace, ~0.1 s for the first panic of a debug
+/// build. The hook belongs to the process, so the first call sets it and later calls keep it.
+pub fn silence_expected_panics(expected: &'static [&'static str]) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let on_purpose = info
+                .payload_as_str()
+                .is_some_and(|message| expected.iter().any(|e| message.contains(e)));
+            if !on_purpose {
+                default_hook(info);
+            }
+        }));
+    });
+}
+
 /// Kills `child` and every process in its group (it leads one: [`try_run_command`]).
 fn kill_group(child: &mut std::process::Child) {
     #[cfg(unix)]

@@ -69,24 +69,6 @@ mod tests {
         "a scoped thread panicked",
     ];
 
-    /// テストがわざと起こすパニックを、パニックフックで表示しないようにします（ほかのパニックは今までどおり
-    /// 表示します）。`RUST_BACKTRACE=1`だと、標準のフックはデバッグ情報を読み込んでバックトレースを作るので、
-    /// デバッグビルドでは1回目に0.1秒ほどかかるからです。フックはプロセスに1つなので、最初の1回だけ設定します。
-    fn silence_expected_panics() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            let default_hook = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                let expected = info
-                    .payload_as_str()
-                    .is_some_and(|m| EXPECTED_PANICS.iter().any(|e| m.contains(e)));
-                if !expected {
-                    default_hook(info);
-                }
-            }));
-        });
-    }
-
     #[test]
     fn partial_sums_add_up_to_the_sequential_sum() {
         for len in [0, 1, 2, 3, 10, 999, 1000] {
@@ -153,7 +135,7 @@ mod tests {
     #[test]
     fn a_panic_in_an_unjoined_scoped_thread_reaches_the_caller() {
         use std::sync::atomic::{AtomicBool, Ordering};
-        silence_expected_panics();
+        book_support::silence_expected_panics(EXPECTED_PANICS);
         let slow_one_finished = AtomicBool::new(false);
         let result = std::panic::catch_unwind(|| {
             thread::scope(|s| {

@@ -59,27 +59,9 @@ mod tests {
     /// テストがわざと起こすパニックのメッセージ（の一部）
     const EXPECTED_PANICS: &[&str] = &["送金の途中で失敗しました", "ロックを手放した後のパニック"];
 
-    /// テストがわざと起こすパニックを、パニックフックで表示しないようにします（ほかのパニックは今までどおり
-    /// 表示します）。`RUST_BACKTRACE=1`だと、標準のフックはデバッグ情報を読み込んでバックトレースを作るので、
-    /// デバッグビルドでは1回目に0.1秒ほどかかるからです。フックはプロセスに1つなので、最初の1回だけ設定します。
-    fn silence_expected_panics() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            let default_hook = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                let expected = info
-                    .payload_as_str()
-                    .is_some_and(|m| EXPECTED_PANICS.iter().any(|e| m.contains(e)));
-                if !expected {
-                    default_hook(info);
-                }
-            }));
-        });
-    }
-
     #[test]
     fn a_panic_while_locked_poisons_and_recovery_works() {
-        silence_expected_panics();
+        book_support::silence_expected_panics(EXPECTED_PANICS);
         let accounts = Arc::new(Mutex::new([100, 200]));
         assert!(failing_transfer(&accounts).is_err());
 
@@ -102,7 +84,7 @@ mod tests {
 
     #[test]
     fn unwrap_or_else_into_inner_ignores_the_poison() {
-        silence_expected_panics();
+        book_support::silence_expected_panics(EXPECTED_PANICS);
         let accounts = Arc::new(Mutex::new([100, 200]));
         assert!(failing_transfer(&accounts).is_err());
         let balances = accounts.lock().unwrap_or_else(PoisonError::into_inner);
@@ -114,7 +96,7 @@ mod tests {
 
     #[test]
     fn a_panic_without_the_lock_does_not_poison() {
-        silence_expected_panics();
+        book_support::silence_expected_panics(EXPECTED_PANICS);
         let accounts: Accounts = Arc::new(Mutex::new([100, 200]));
         let a = Arc::clone(&accounts);
         let result = thread::spawn(move || {

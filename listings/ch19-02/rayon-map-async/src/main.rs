@@ -94,24 +94,6 @@ mod tests {
     /// テストがわざと起こすパニックのメッセージ（の一部）
     const EXPECTED_PANICS: &[&str] = &["attempt to divide by zero"];
 
-    /// テストがわざと起こすパニックを、パニックフックで表示しないようにします（ほかのパニックは今までどおり
-    /// 表示します）。`RUST_BACKTRACE=1`だと、標準のフックはデバッグ情報を読み込んでバックトレースを作るので、
-    /// デバッグビルドでは1回目に0.1秒ほどかかるからです。フックはプロセスに1つなので、最初の1回だけ設定します。
-    fn silence_expected_panics() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            let default_hook = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                let expected = info
-                    .payload_as_str()
-                    .is_some_and(|m| EXPECTED_PANICS.iter().any(|e| m.contains(e)));
-                if !expected {
-                    default_hook(info);
-                }
-            }));
-        });
-    }
-
     fn pool(threads: usize) -> ThreadPool {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -141,7 +123,7 @@ mod tests {
     /// パニックハンドラのないプールでも、パニックはプロセスを落とさずにエラーになります。
     #[test]
     fn a_panicking_batch_is_an_error_not_an_abort_or_a_hang() {
-        silence_expected_panics();
+        book_support::silence_expected_panics(EXPECTED_PANICS);
         let pool = pool(2);
         let rx = map_async(&pool, vec![1, 2, 0, 4], |x| 100 / x);
         let error = wait_while_working(&rx).expect_err("0で割ったバッチは失敗するはず");

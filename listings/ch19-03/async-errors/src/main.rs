@@ -119,24 +119,6 @@ mod tests {
     /// テストがわざと起こすパニックのメッセージ（の一部）
     const EXPECTED_PANICS: &[&str] = &["boom"];
 
-    /// テストがわざと起こすパニックを、パニックフックで表示しないようにします（ほかのパニックは今までどおり
-    /// 表示します）。`RUST_BACKTRACE=1`だと、標準のフックはデバッグ情報を読み込んでバックトレースを作るので、
-    /// デバッグビルドでは1回目に0.1秒ほどかかるからです。フックはプロセスに1つなので、最初の1回だけ設定します。
-    fn silence_expected_panics() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            let default_hook = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                let expected = info
-                    .payload_as_str()
-                    .is_some_and(|m| EXPECTED_PANICS.iter().any(|e| m.contains(e)));
-                if !expected {
-                    default_hook(info);
-                }
-            }));
-        });
-    }
-
     #[tokio::test(start_paused = true)]
     async fn question_mark_returns_the_first_error() {
         let start = Instant::now();
@@ -209,7 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_task_becomes_a_join_error() {
-        silence_expected_panics();
+        book_support::silence_expected_panics(EXPECTED_PANICS);
         let handle = tokio::spawn(async { panic!("boom") });
         let error = handle.await.expect_err("パニックは`Err`になるはず");
         assert!(error.is_panic());

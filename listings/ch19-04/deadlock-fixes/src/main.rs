@@ -108,24 +108,6 @@ mod tests {
     /// テストがわざと起こすパニックのメッセージ（の一部）
     const EXPECTED_PANICS: &[&str] = &["同じ口座への送金です"];
 
-    /// テストがわざと起こすパニックを、パニックフックで表示しないようにします（ほかのパニックは今までどおり
-    /// 表示します）。`RUST_BACKTRACE=1`だと、標準のフックはデバッグ情報を読み込んでバックトレースを作るので、
-    /// デバッグビルドでは1回目に0.1秒ほどかかるからです。フックはプロセスに1つなので、最初の1回だけ設定します。
-    fn silence_expected_panics() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            let default_hook = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                let expected = info
-                    .payload_as_str()
-                    .is_some_and(|m| EXPECTED_PANICS.iter().any(|e| m.contains(e)));
-                if !expected {
-                    default_hook(info);
-                }
-            }));
-        });
-    }
-
     /// `f`を別スレッドで実行し、制限時間内に終わらなければ失敗します（テストは止まりません）。
     fn finishes_within<T: Send + 'static>(
         limit: Duration,
@@ -164,7 +146,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "同じ口座への送金です")]
     fn transferring_to_the_same_account_is_refused_not_deadlocked() {
-        silence_expected_panics();
+        book_support::silence_expected_panics(EXPECTED_PANICS);
         let a = Account::new(1, 100);
         transfer_ordered(&a, &a, 1);
     }
