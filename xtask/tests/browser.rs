@@ -948,6 +948,18 @@ fn print_view_has_every_page_in_order_and_prints_to_pdf() {
         "true",
         "{page}: the diagrams render in print"
     );
+    assert_eq!(
+        eval(
+            &tab,
+            "[...document.querySelectorAll('.diagram img')].filter(i => {
+                const column = i.closest('main').getBoundingClientRect();
+                const box = i.getBoundingClientRect();
+                return box.left < column.left - 1 || box.right > column.right + 1;
+             }).map(i => Math.round(i.getBoundingClientRect().width) + 'px')"
+        ),
+        "[]",
+        "{page}: diagrams fit the text column in print (padding included)"
+    );
 
     let started = Instant::now();
     let pdf = tab
