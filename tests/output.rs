@@ -215,7 +215,28 @@ impl Built {
 /// up to date), by name, as cargo reports them. Cargo's own messages pass through to stderr.
 fn build(root: &Path, args: &[&str]) -> Result<HashMap<String, PathBuf>, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut child = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // Without what cargo sets for this test's own run: a build script that watches one of
+    // these (ring's watches CARGO_MANIFEST_DIR) would otherwise see it change between this
+    // build and `cargo test`, and the two would rebuild each other's dependencies each time.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name == "OUT_DIR"
+            || name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&name.as_ref())
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
+    let mut child = command
         .args([
             "build",
             "--quiet",
