@@ -68,8 +68,8 @@ async fn run_ordered(
 // ANCHOR: main
 #[tokio::main]
 async fn main() {
-    // 処理ごとに150、50、100ミリ秒…とかかる時間を変えます。
-    let work = |id: usize| Duration::from_millis([150, 50, 100][id % 3]);
+    // 処理ごとに120、60、90ミリ秒…とかかる時間を変えます（終わる時刻は30ミリ秒以上離れます）。
+    let work = |id: usize| Duration::from_millis([120, 60, 90][id % 3]);
 
     let start = Instant::now();
     let (results, max) = run_unordered(10, 3, work).await;
@@ -112,15 +112,17 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn buffered_keeps_order_but_a_slow_head_holds_the_window() {
-        let work = |id: usize| Duration::from_millis([150, 50, 100][id % 3]);
+        let work = |id: usize| Duration::from_millis([120, 60, 90][id % 3]);
         let start = Instant::now();
-        let (_, max) = run_unordered(10, 3, work).await;
-        assert_eq!((start.elapsed(), max), (Duration::from_millis(400), 3));
+        let (results, max) = run_unordered(10, 3, work).await;
+        // `main`が表示する順序（どの2つも30ミリ秒以上離れて終わるので、実際の時計でも同じ）
+        assert_eq!(results, [1, 2, 0, 4, 3, 5, 7, 6, 8, 9]);
+        assert_eq!((start.elapsed(), max), (Duration::from_millis(360), 3));
 
         let start = Instant::now();
         let (results, max) = run_ordered(10, 3, work).await;
         assert_eq!(results, (0..10).collect::<Vec<_>>());
         // 終わった処理も、前の処理の結果が出るまで枠を空けないので、そのぶん長くかかります。
-        assert_eq!((start.elapsed(), max), (Duration::from_millis(600), 3));
+        assert_eq!((start.elapsed(), max), (Duration::from_millis(480), 3));
     }
 }
