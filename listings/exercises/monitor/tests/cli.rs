@@ -132,6 +132,20 @@ fn writes_to_a_file_with_output() {
     assert_eq!(written.lines().count(), 4, "2回の実行が追記されている");
 }
 
+/// 止めるまで動き続けるmonitorを`args`で起動し、標準エラー出力の行を受け取るチャネルと一緒に返します
+fn start(args: &[&str], stdout: Stdio) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(crate_dir())
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    (child, lines)
+}
+
 /// 標準エラー出力を1行ずつ、別のスレッドからチャネルで受け取れるようにします
 fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
     let stderr = child.stderr.take().unwrap();
@@ -200,22 +214,17 @@ fn metric(body: &str, name: &str) -> Option<f64> {
 
 #[test]
 fn serves_metrics_and_stops_cleanly_on_ctrl_c() {
-    let mut child = Command::new(BIN)
-        .args([
+    let (mut child, lines) = start(
+        &[
             "--interval",
             "20ms",
             "--listen",
             "127.0.0.1:0",
             "--config",
             "rules.toml",
-        ])
-        .current_dir(crate_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_lines(&mut child);
+        ],
+        Stdio::null(),
+    );
     let addr = metrics_address(&lines);
 
     // サンプルが2つ以上になるまで、/metricsを読み直します
@@ -256,15 +265,7 @@ fn serves_metrics_and_stops_cleanly_on_ctrl_c() {
 
 #[test]
 fn sigterm_stops_it_too() {
-    let mut child = Command::new(BIN)
-        .args(["--interval", "20ms", "--samples"])
-        .current_dir(crate_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_lines(&mut child);
+    let (mut child, lines) = start(&["--interval", "20ms", "--samples"], Stdio::piped());
     // 最初のサンプルが出るまで待ちます（約20ms。上限はLIMIT）
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -300,8 +301,9 @@ fn a_stalled_stdout_never_keeps_it_from_stopping() {
         })
         .collect();
     std::fs::write(&rules, many).unwrap();
-    let mut child = Command::new(BIN)
-        .args([
+    // 標準出力はパイプにつなぎますが、だれも読みません
+    let (mut child, lines) = start(
+        &[
             "--config",
             rules.to_str().unwrap(),
             "--interval",
@@ -312,14 +314,9 @@ fn a_stalled_stdout_never_keeps_it_from_stopping() {
             // 止めるとき、書けない残りを待つ上限（既定は2s）
             "--flush-timeout",
             "100ms",
-        ])
-        .current_dir(crate_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped()) // だれも読みません
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_lines(&mut child);
+        ],
+        Stdio::piped(),
+    );
     let addr = metrics_address(&lines);
     // パイプが埋まり、書けなかったサンプルの行が数え始められるまで待ちます
     let deadline = Instant::now() + LIMIT;
@@ -386,8 +383,8 @@ fn webhook_alerts_are_resent_and_the_secret_url_is_never_logged() {
     )
     .unwrap();
     let url = format!("http://{addr}/services/T000/B000/TOPSECRET");
-    let mut child = Command::new(BIN)
-        .args([
+    let (mut child, lines) = start(
+        &[
             "--config",
             rules.to_str().unwrap(),
             "--interval",
@@ -398,14 +395,9 @@ fn webhook_alerts_are_resent_and_the_secret_url_is_never_logged() {
             "100ms",
             "--instance",
             "test-host",
-        ])
-        .current_dir(crate_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_lines(&mut child);
+        ],
+        Stdio::null(),
+    );
     // 1回目（切られた接続）のやり直し（0.5秒までのどこか）と、100msごとの送り直しで3通届いたら止めます
     let mut received: Vec<serde_json::Value> = Vec::new();
     let deadline = Instant::now() + LIMIT;
