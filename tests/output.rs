@@ -91,26 +91,25 @@ fn main() -> ExitCode {
 struct Listing {
     package: String,
     dir: PathBuf,
-    /// Whether `output.txt` records a release build.
-    release: bool,
+    /// Its `output.txt`, read once (or why it cannot be read).
+    recorded: Result<OutputTxt, String>,
     /// Whether it declares `alone = true`.
     alone: bool,
     /// `[package.metadata.output]` of its `Cargo.toml`.
     declared: Option<toml::Value>,
 }
 
+impl Listing {
+    /// Whether `output.txt` records a release build.
+    fn release(&self) -> bool {
+        self.recorded.as_ref().is_ok_and(|o| o.command.release)
+    }
+}
+
 /// Every listing under `listings/*/*` that has an `output.txt` or declares what varies.
 fn listings(root: &Path) -> Result<Vec<Listing>, String> {
     let mut found = Vec::new();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("listings"))
-        .map_err(|e| format!("listings/: {e}"))?
-        .filter_map(|section| std::fs::read_dir(section.ok()?.path()).ok())
-        .flatten()
-        .filter_map(|listing| Some(listing.ok()?.path()))
-        .filter(|dir| dir.join("Cargo.toml").is_file())
-        .collect();
-    dirs.sort();
-    for dir in dirs {
+    for dir in xtask::listing_dirs(root).map_err(|e| format!("listings/: {e}"))? {
         let path = dir.join("Cargo.toml");
         let manifest: toml::Table = std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
@@ -126,14 +125,13 @@ fn listings(root: &Path) -> Result<Vec<Listing>, String> {
             .and_then(|p| p.get("metadata"))
             .and_then(|m| m.get("output"))
             .cloned();
-        let has_output = dir.join("output.txt").is_file();
-        if !has_output && declared.is_none() {
+        if !dir.join("output.txt").is_file() && declared.is_none() {
             continue;
         }
         let alone = declared.as_ref().and_then(|d| d.get("alone"));
         found.push(Listing {
             package: package.to_owned(),
-            release: has_output && OutputTxt::read(&dir).is_ok_and(|o| o.command.release),
+            recorded: OutputTxt::read(&dir),
             alone: alone.and_then(toml::Value::as_bool).unwrap_or(false),
             declared,
             dir,
@@ -159,7 +157,7 @@ impl Built {
         for release in [false, true] {
             let packages: Vec<&str> = chosen
                 .iter()
-                .filter(|l| l.release == release)
+                .filter(|l| l.release() == release)
                 .map(|l| l.package.as_str())
                 .collect();
             if packages.is_empty() {
@@ -200,7 +198,7 @@ impl Built {
     }
 
     fn executable(&self, listing: &Listing) -> Result<&Path, String> {
-        let key = (listing.package.clone(), listing.release);
+        let key = (listing.package.clone(), listing.release());
         self.executables
             .get(&key)
             .map(PathBuf::as_path)
@@ -279,7 +277,7 @@ fn build(root: &Path, args: &[&str]) -> Result<HashMap<String, PathBuf>, String>
 
 /// Runs the listing and compares its output with `output.txt`.
 fn check(listing: &Listing, built: &Built) -> Result<(), Failed> {
-    let recorded = OutputTxt::read(&listing.dir).map_err(|e| {
+    let recorded = listing.recorded.as_ref().map_err(|e| {
         format!(
             "{e}\n(to record it, write `$ cargo run -p {0}` as its first line and run \
              `cargo xtask bless {0}`)",
@@ -309,7 +307,7 @@ fn check(listing: &Listing, built: &Built) -> Result<(), Failed> {
     } else {
         _shared = TURN.read().unwrap_or_else(|e| e.into_inner());
     }
-    Ok(book_support::check_output(bin, &recorded, &varies)?)
+    Ok(book_support::check_output(bin, recorded, &varies)?)
 }
 
 /// The [`Varies`] that `[package.metadata.output]` declares (nothing varies without one).
