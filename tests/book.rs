@@ -295,32 +295,78 @@ fn features(
     found
 }
 
-/// `cargo xtask serve` after `cargo test` must not compile Pagefind and its dependencies again:
-/// the features cargo turns on for xtask's dependencies must be those of the whole workspace.
-#[test]
-fn cargo_xtask_reuses_the_test_build() {
-    // The two resolutions at once (each `cargo tree` takes ~0.6 s).
-    let (alone, workspace) = std::thread::scope(|s| {
-        let alone = s.spawn(|| features(&["--package", "xtask", "--edges", "normal"]));
-        let workspace = features(&["--workspace", "--edges", "normal,dev"]);
-        (alone.join().unwrap(), workspace)
-    });
-    let mut missing = Vec::new();
-    for (package, wanted) in &workspace {
+/// Packages whose features differ between `alone` and `workspace`, each line saying what to add.
+fn feature_gaps(
+    alone: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    workspace: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Vec<String> {
+    let mut gaps = Vec::new();
+    for (package, wanted) in workspace {
         if let Some(have) = alone.get(package)
             && have != wanted
         {
             let extra: Vec<&String> = wanted.difference(have).collect();
             let only_alone: Vec<&String> = have.difference(wanted).collect();
-            missing.push(format!(
+            gaps.push(format!(
                 "{package}: add {extra:?}, not in the workspace {only_alone:?}"
             ));
         }
     }
+    gaps
+}
+
+/// Two checks that keep a build from compiling the same dependencies twice with other
+/// features (each `cargo tree` takes ~0.6 s, so the three run at once):
+///
+/// - `cargo xtask serve` after `cargo test` must not compile Pagefind and its dependencies
+///   again: the features cargo turns on for xtask's dependencies must be those of the whole
+///   workspace.
+/// - build.rs's dependencies (mdBook) must be built with the features the tests build them
+///   with, or a cold `cargo test` compiles mdBook and everything under it twice.
+#[test]
+fn cargo_xtask_and_build_rs_reuse_the_test_build() {
+    let (alone, build_script, workspace) = std::thread::scope(|s| {
+        let alone = s.spawn(|| features(&["--package", "xtask", "--edges", "normal"]));
+        let build_script = s.spawn(|| {
+            features(&[
+                "--package",
+                "ch19-book",
+                "--edges",
+                "normal,build,no-proc-macro",
+            ])
+        });
+        let workspace = features(&["--workspace", "--edges", "normal,dev"]);
+        (
+            alone.join().unwrap(),
+            build_script.join().unwrap(),
+            workspace,
+        )
+    });
+    let xtask = feature_gaps(&alone, &workspace);
+    let host = feature_gaps(&build_script, &workspace);
     assert!(
-        missing.is_empty(),
-        "`cargo xtask` would build these with other features than `cargo test`, so it would \
-         compile them again; add the features to the `unify-…` dependencies in xtask/Cargo.toml:\n{}",
-        missing.join("\n")
+        xtask.is_empty() && host.is_empty(),
+        "{}{}",
+        if xtask.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "`cargo xtask` would build these with other features than `cargo test`, so it \
+                 would compile them again; add the features to the `unify-…` dependencies in \
+                 xtask/Cargo.toml:\n{}\n",
+                xtask.join("\n")
+            )
+        },
+        if host.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "build.rs's dependencies would be built with other features than the tests' \
+                 copies, so a cold `cargo test` would compile them twice; add the features to \
+                 the `unify-…` build-dependencies in Cargo.toml (or to xtask's, where the \
+                 workspace lacks what build.rs has):\n{}",
+                host.join("\n")
+            )
+        }
     );
 }

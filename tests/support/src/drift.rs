@@ -16,6 +16,8 @@ use regex::Regex;
 use snapbox::report::Palette;
 use snapbox::{Assert, Data, Redactions};
 
+use crate::BLESS_VAR;
+
 /// What legitimately differs between two runs of a listing; everything else must match.
 ///
 /// ```
@@ -206,36 +208,11 @@ pub fn check_output(bin: &Path, recorded: &OutputTxt, varies: &Varies) -> Result
     })
 }
 
-/// The environment variable under which [`assert_matches_recording`] records instead of
-/// comparing; `cargo xtask bless` sets it.
-pub const BLESS_VAR: &str = "BOOK_BLESS";
-
-/// The older way to say what varies in a recording; prefer a [`Varies`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Match {
-    /// Byte for byte (for transcripts without numbers or timing).
-    Exact,
-    /// Line by line in order; measured durations and ratios redacted.
-    Lines,
-    /// The same lines in any order; measured durations and ratios redacted.
-    AnyOrder,
-}
-
-impl From<Match> for Varies {
-    fn from(how: Match) -> Varies {
-        match how {
-            Match::Exact => Varies::nothing(),
-            Match::Lines => Varies::nothing().durations().ratios(),
-            Match::AnyOrder => Varies::nothing().durations().ratios().any_line_order(),
-        }
-    }
-}
-
 /// For recordings other than `output.txt` (a terminal session shown in the book, say):
 /// compares `actual` with the file at `path`, exactly except for what `varies` declares
-/// (a [`Varies`], or a [`Match`]), and panics with the difference. With `BOOK_BLESS=1` (set
+/// (a [`Varies`]), and panics with the difference. With `BOOK_BLESS=1` (set
 /// by `cargo xtask bless`) it writes `actual` to `path` instead.
-pub fn assert_matches_recording(path: impl AsRef<Path>, actual: &str, varies: impl Into<Varies>) {
+pub fn assert_matches_recording(path: impl AsRef<Path>, actual: &str, varies: Varies) {
     let path = path.as_ref();
     if std::env::var_os(BLESS_VAR).is_some() {
         fs::write(path, actual).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -247,7 +224,7 @@ pub fn assert_matches_recording(path: impl AsRef<Path>, actual: &str, varies: im
             path.display()
         )
     });
-    if let Err(report) = compare(&recorded, actual, &varies.into()) {
+    if let Err(report) = compare(&recorded, actual, &varies) {
         panic!(
             "{} no longer matches a fresh run; {report}\
              If the change is intended, re-record it with `cargo xtask bless`.",
@@ -318,16 +295,19 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("rec.txt");
         fs::write(&path, "a 1.5ms\nb\n").unwrap();
-        let ok = |actual: &str, how: Match| {
-            std::panic::catch_unwind(|| assert_matches_recording(&path, actual, how)).is_ok()
+        let ok = |actual: &str, varies: Varies| {
+            std::panic::catch_unwind(|| assert_matches_recording(&path, actual, varies)).is_ok()
         };
-        assert!(ok("a 1.5ms\nb\n", Match::Exact));
-        assert!(!ok("a 2.5ms\nb\n", Match::Exact));
-        assert!(ok("a 2.5ms\nb\n", Match::Lines));
-        assert!(!ok("b\na 2.5ms\n", Match::Lines));
-        assert!(!ok("a 2.5ms\n", Match::Lines));
-        assert!(ok("b\na 2.5ms\n", Match::AnyOrder));
-        assert!(!ok("b\nc\n", Match::AnyOrder));
+        let exact = Varies::nothing;
+        let timed = || Varies::nothing().durations();
+        let any_order = || Varies::nothing().durations().any_line_order();
+        assert!(ok("a 1.5ms\nb\n", exact()));
+        assert!(!ok("a 2.5ms\nb\n", exact()));
+        assert!(ok("a 2.5ms\nb\n", timed()));
+        assert!(!ok("b\na 2.5ms\n", timed()));
+        assert!(!ok("a 2.5ms\n", timed()));
+        assert!(ok("b\na 2.5ms\n", any_order()));
+        assert!(!ok("b\nc\n", any_order()));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

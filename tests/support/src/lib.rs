@@ -30,13 +30,18 @@
 //! book_support::assert_waits_overlap("4 threads", &waits, || parallel_io(&waits, 4));
 //! ```
 
+#[cfg(feature = "drift")]
 mod drift;
 mod timing;
 mod toolchain;
 
-pub use drift::{
-    BLESS_VAR, Match, OutputTxt, Varies, assert_matches_recording, check_output, compare,
-};
+#[cfg(feature = "drift")]
+pub use drift::{OutputTxt, Varies, assert_matches_recording, check_output, compare};
+
+/// The environment variable under which [`assert_matches_recording`] records instead of
+/// comparing (and the compiler-text checks run on any compiler); `cargo xtask bless` sets it.
+pub const BLESS_VAR: &str = "BOOK_BLESS";
+
 pub use timing::{TIMING_ATTEMPTS, assert_faster, assert_waits_overlap, time};
 pub use toolchain::{
     RECORDED_FILE, current_rustc, on_recorded_toolchain, recorded_rustc, release, repository_root,
