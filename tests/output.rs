@@ -10,14 +10,16 @@
 //! pids = true                       # `PID: 4242` → [PID]
 //! redact = [{ as = "[CORES]", pattern = '並列に動けるスレッド数: (?<redacted>\d+)' }]
 //! any-order = ['^スレッド[AB]: ']    # lines printed by concurrent workers
-//! alone = true                      # measures speed: runs while no other listing does
+//! cpu-bound = true                  # measures computation: not beside the sleeping ones
 //! ```
 //!
 //! One test per listing, named after its package: `cargo test --test output -- spawn-join`
 //! checks one (one filter, as libtest-mimic takes). The programs mostly wait (they show
 //! concurrency with sleeps), so this binary has its own `main` (libtest-mimic) and runs
-//! several at once; a listing that measures the speed of computation (`alone = true`) runs
-//! while no other listing runs, and those are started first. `--test-threads N` (or
+//! several at once. A listing that measures the speed of computation (`cpu-bound = true`)
+//! keeps every core busy, which would stretch the others' sleeps and timeouts: those run first,
+//! beside each other only (what they measure is redacted, and their results are compared),
+//! and the others start when the last of them is done. `--test-threads N` (or
 //! `RUST_TEST_THREADS`) sets how many run at once.
 //!
 //! The programs are built by one nested `cargo build` before any runs (and a second one with
@@ -29,7 +31,7 @@ use std::collections::HashMap;
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use book_support::{OutputTxt, Varies};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -37,8 +39,38 @@ use libtest_mimic::{Arguments, Failed, Trial};
 /// How many listings run at once by default.
 const AT_ONCE: usize = 6;
 
-/// Held shared while a listing runs, and exclusively while one that runs `alone` does.
-static TURN: RwLock<()> = RwLock::new(());
+/// How many of the chosen `cpu-bound` listings have not finished; the others wait for 0.
+static CPU_BOUND_LEFT: Mutex<usize> = Mutex::new(0);
+static CPU_BOUND_DONE: Condvar = Condvar::new();
+
+/// Counts a `cpu-bound` listing as finished when dropped, however its check ended.
+struct CpuBoundTurn;
+
+impl Drop for CpuBoundTurn {
+    fn drop(&mut self) {
+        let mut left = CPU_BOUND_LEFT.lock().unwrap_or_else(|e| e.into_inner());
+        *left -= 1;
+        CPU_BOUND_DONE.notify_all();
+    }
+}
+
+/// Returns when no `cpu-bound` listing is left to run. They run side by side, each within
+/// [`book_support::RUN_TIMEOUT`], so a longer wait means one was never started: an error.
+fn wait_for_the_cpu_bound() -> Result<(), Failed> {
+    let limit = book_support::RUN_TIMEOUT * 2;
+    let left = CPU_BOUND_LEFT.lock().unwrap_or_else(|e| e.into_inner());
+    let (left, _) = CPU_BOUND_DONE
+        .wait_timeout_while(left, limit, |left| *left > 0)
+        .unwrap_or_else(|e| e.into_inner());
+    if *left > 0 {
+        return Err(format!(
+            "waited {limit:?} for {} cpu-bound listing(s) to finish before starting",
+            *left
+        )
+        .into());
+    }
+    Ok(())
+}
 
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
@@ -67,9 +99,16 @@ fn main() -> ExitCode {
             let listing = Arc::new(listing);
             let (this, built) = (Arc::clone(&listing), Arc::clone(&built));
             let trial = Trial::test(listing.package.clone(), move || {
+                // A cpu-bound listing counts as done however its check ends; the others wait.
+                let _turn;
+                if this.cpu_bound {
+                    _turn = CpuBoundTurn;
+                } else {
+                    wait_for_the_cpu_bound()?;
+                }
                 check(&this, built.get().expect("built before any trial runs"))
             });
-            let trial = trial.with_kind(if listing.alone { "alone" } else { "" });
+            let trial = trial.with_kind(if listing.cpu_bound { "cpu-bound" } else { "" });
             (listing, trial)
         })
         .collect();
@@ -80,9 +119,11 @@ fn main() -> ExitCode {
             .filter(|(_, trial)| !args.is_filtered_out(trial) && !args.is_ignored(trial))
             .map(|(listing, _)| listing.as_ref())
             .collect();
+        *CPU_BOUND_LEFT.lock().unwrap() = chosen.iter().filter(|l| l.cpu_bound).count();
         let _ = built.set(Built::new(root, &chosen));
     }
-    trials.sort_by_key(|(listing, _)| !listing.alone);
+    // Started first, so that the threads do not all wait for them.
+    trials.sort_by_key(|(listing, _)| !listing.cpu_bound);
     let trials = trials.into_iter().map(|(_, trial)| trial).collect();
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -93,8 +134,8 @@ struct Listing {
     dir: PathBuf,
     /// Its `output.txt`, read once (or why it cannot be read).
     recorded: Result<OutputTxt, String>,
-    /// Whether it declares `alone = true`.
-    alone: bool,
+    /// Whether it declares `cpu-bound = true`.
+    cpu_bound: bool,
     /// `[package.metadata.output]` of its `Cargo.toml`.
     declared: Option<toml::Value>,
 }
@@ -128,11 +169,11 @@ fn listings(root: &Path) -> Result<Vec<Listing>, String> {
         if !dir.join("output.txt").is_file() && declared.is_none() {
             continue;
         }
-        let alone = declared.as_ref().and_then(|d| d.get("alone"));
+        let cpu_bound = declared.as_ref().and_then(|d| d.get("cpu-bound"));
         found.push(Listing {
             package: package.to_owned(),
             recorded: OutputTxt::read(&dir),
-            alone: alone.and_then(toml::Value::as_bool).unwrap_or(false),
+            cpu_bound: cpu_bound.and_then(toml::Value::as_bool).unwrap_or(false),
             declared,
             dir,
         });
@@ -300,13 +341,6 @@ fn check(listing: &Listing, built: &Built) -> Result<(), Failed> {
         )
     })?;
     let bin = built.executable(listing)?;
-    // The listing's turn to run, until the end of this function.
-    let (_alone, _shared);
-    if listing.alone {
-        _alone = TURN.write().unwrap_or_else(|e| e.into_inner());
-    } else {
-        _shared = TURN.read().unwrap_or_else(|e| e.into_inner());
-    }
     Ok(book_support::check_output(bin, recorded, &varies)?)
 }
 
@@ -324,7 +358,7 @@ fn declared_varies(declared: Option<&toml::Value>) -> Result<Varies, String> {
                 .ok_or_else(|| format!("{key} must be true or false"))
         };
         match key.as_str() {
-            "alone" => {
+            "cpu-bound" => {
                 flag()?;
             }
             "durations" if flag()? => varies = varies.durations(),
@@ -365,7 +399,7 @@ fn declared_varies(declared: Option<&toml::Value>) -> Result<Varies, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown key {other:?} (known: durations, ratios, pids, redact, any-order, alone)"
+                    "unknown key {other:?} (known: durations, ratios, pids, redact, any-order, cpu-bound)"
                 ));
             }
         }

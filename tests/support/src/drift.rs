@@ -19,12 +19,8 @@ use snapbox::{Assert, Data, Redactions};
 use crate::BLESS_VAR;
 
 /// What legitimately differs between two runs of a listing; everything else must match.
-///
-/// ```
-/// use book_support::Varies;
-/// // the elapsed time, and the lines of the two threads (they run concurrently)
-/// let varies = Varies::nothing().durations().any_order(r"^スレッド[AB]: ");
-/// ```
+/// For example, `Varies::nothing().durations().any_order(r"^スレッド[AB]: ")`: the elapsed
+/// time, and the lines of the two threads (they run concurrently).
 #[derive(Debug, Clone, Default)]
 pub struct Varies {
     redactions: Vec<(&'static str, Regex)>,
