@@ -323,8 +323,18 @@ fn feature_gaps(
 ///   workspace.
 /// - build.rs's dependencies (mdBook) must be built with the features the tests build them
 ///   with, or a cold `cargo test` compiles mdBook and everything under it twice.
+///
+/// What `cargo tree` answers depends only on the manifests, the lockfile, cargo's
+/// configuration and cargo itself: when none of them changed since the check last passed
+/// (a stamp in `target/tmp` holds their hash), it is not run again.
 #[test]
 fn cargo_xtask_and_build_rs_reuse_the_test_build() {
+    let stamp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("features-checked");
+    let inputs = dependency_inputs_hash();
+    if fs::read_to_string(&stamp).is_ok_and(|passed| passed == inputs) {
+        eprintln!("the manifests and Cargo.lock are unchanged since this check last passed");
+        return;
+    }
     let (alone, build_script, workspace) = std::thread::scope(|s| {
         let alone = s.spawn(|| features(&["--package", "xtask", "--edges", "normal"]));
         let build_script = s.spawn(|| {
@@ -369,4 +379,37 @@ fn cargo_xtask_and_build_rs_reuse_the_test_build() {
             )
         }
     );
+    fs::write(&stamp, inputs).unwrap();
+}
+
+/// A hash of what cargo resolves features from: every `Cargo.toml` of the workspace,
+/// `Cargo.lock`, `.cargo/config.toml`, and cargo's version.
+fn dependency_inputs_hash() -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let root = root();
+    let mut files = vec![
+        root.join("Cargo.toml"),
+        root.join("Cargo.lock"),
+        root.join(".cargo/config.toml"),
+    ];
+    for dir in ["listings", "tests", "xtask"] {
+        files.extend(
+            xtask::files_with_extension(&root.join(dir), "toml")
+                .unwrap()
+                .into_iter()
+                .filter(|path| path.ends_with("Cargo.toml")),
+        );
+    }
+    let mut hasher = DefaultHasher::new();
+    for file in files {
+        file.hash(&mut hasher);
+        fs::read(&file).ok().hash(&mut hasher);
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let version = std::process::Command::new(cargo)
+        .arg("--version")
+        .output()
+        .expect("cargo --version runs");
+    version.stdout.hash(&mut hasher);
+    format!("{:016x}\n", hasher.finish())
 }

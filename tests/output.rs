@@ -10,17 +10,18 @@
 //! pids = true                       # `PID: 4242` → [PID]
 //! redact = [{ as = "[CORES]", pattern = '並列に動けるスレッド数: (?<redacted>\d+)' }]
 //! any-order = ['^スレッド[AB]: ']    # lines printed by concurrent workers
-//! cpu-bound = true                  # measures computation: not beside the sleeping ones
+//! cpu-bound = true                  # measures computation: runs at a low CPU priority
 //! ```
 //!
 //! One test per listing, named after its package: `cargo test --test output -- spawn-join`
 //! checks one (one filter, as libtest-mimic takes). The programs mostly wait (they show
-//! concurrency with sleeps), so this binary has its own `main` (libtest-mimic) and runs
-//! several at once. A listing that measures the speed of computation (`cpu-bound = true`)
-//! keeps every core busy, which would stretch the others' sleeps and timeouts: those run first,
-//! beside each other only (what they measure is redacted, and their results are compared),
-//! and the others start when the last of them is done. `--test-threads N` (or
-//! `RUST_TEST_THREADS`) sets how many run at once.
+//! concurrency with sleeps and use almost no CPU), so this binary has its own `main`
+//! (libtest-mimic) and runs them all at once by default. A listing that measures the speed of
+//! computation (`cpu-bound = true`) keeps every core busy, which would stretch the others'
+//! sleeps and timeouts: it runs at a low CPU priority (nice 10), so it gets the CPU the others
+//! leave (what it measures is redacted, and its result is compared; `cargo xtask
+//! bless` records each listing alone). `--test-threads N` (or `RUST_TEST_THREADS`) sets how
+//! many run at once.
 //!
 //! The programs are built by one nested `cargo build` before any runs (and a second one with
 //! `--release` for the `--release` recordings). It selects the same packages and, through
@@ -31,59 +32,14 @@ use std::collections::HashMap;
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use book_support::{OutputTxt, Varies};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// How many listings run at once by default.
-const AT_ONCE: usize = 6;
-
-/// How many of the chosen `cpu-bound` listings have not finished; the others wait for 0.
-static CPU_BOUND_LEFT: Mutex<usize> = Mutex::new(0);
-static CPU_BOUND_DONE: Condvar = Condvar::new();
-
-/// Counts a `cpu-bound` listing as finished when dropped, however its check ended.
-struct CpuBoundTurn;
-
-impl Drop for CpuBoundTurn {
-    fn drop(&mut self) {
-        let mut left = CPU_BOUND_LEFT.lock().unwrap_or_else(|e| e.into_inner());
-        *left -= 1;
-        CPU_BOUND_DONE.notify_all();
-    }
-}
-
-/// Returns when no `cpu-bound` listing is left to run. They run side by side, each within
-/// [`book_support::RUN_TIMEOUT`], so a longer wait means one was never started: an error.
-fn wait_for_the_cpu_bound() -> Result<(), Failed> {
-    let limit = book_support::RUN_TIMEOUT * 2;
-    let left = CPU_BOUND_LEFT.lock().unwrap_or_else(|e| e.into_inner());
-    let (left, _) = CPU_BOUND_DONE
-        .wait_timeout_while(left, limit, |left| *left > 0)
-        .unwrap_or_else(|e| e.into_inner());
-    if *left > 0 {
-        return Err(format!(
-            "waited {limit:?} for {} cpu-bound listing(s) to finish before starting",
-            *left
-        )
-        .into());
-    }
-    Ok(())
-}
 
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
-    if args.test_threads.is_none() {
-        args.test_threads = match std::env::var("RUST_TEST_THREADS") {
-            Err(_) => Some(AT_ONCE),
-            Ok(n) => n.parse().ok(),
-        };
-    }
-    if args.test_threads.is_none_or(|n| n == 0) {
-        eprintln!("error: the number of test threads must be a whole number above 0");
-        return ExitCode::FAILURE;
-    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let listings = match listings(root) {
         Ok(listings) => listings,
@@ -92,6 +48,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.test_threads.is_none() {
+        args.test_threads = match std::env::var("RUST_TEST_THREADS") {
+            // All at once: the sleeping listings then take as long as the slowest of them.
+            Err(_) => Some(listings.len().max(1)),
+            Ok(n) => n.parse().ok(),
+        };
+    }
+    if args.test_threads.is_none_or(|n| n == 0) {
+        eprintln!("error: the number of test threads must be a whole number above 0");
+        return ExitCode::FAILURE;
+    }
     let built: Arc<OnceLock<Built>> = Arc::default();
     let mut trials: Vec<(Arc<Listing>, Trial)> = listings
         .into_iter()
@@ -99,13 +66,6 @@ fn main() -> ExitCode {
             let listing = Arc::new(listing);
             let (this, built) = (Arc::clone(&listing), Arc::clone(&built));
             let trial = Trial::test(listing.package.clone(), move || {
-                // A cpu-bound listing counts as done however its check ends; the others wait.
-                let _turn;
-                if this.cpu_bound {
-                    _turn = CpuBoundTurn;
-                } else {
-                    wait_for_the_cpu_bound()?;
-                }
                 check(&this, built.get().expect("built before any trial runs"))
             });
             let trial = trial.with_kind(if listing.cpu_bound { "cpu-bound" } else { "" });
@@ -119,10 +79,9 @@ fn main() -> ExitCode {
             .filter(|(_, trial)| !args.is_filtered_out(trial) && !args.is_ignored(trial))
             .map(|(listing, _)| listing.as_ref())
             .collect();
-        *CPU_BOUND_LEFT.lock().unwrap() = chosen.iter().filter(|l| l.cpu_bound).count();
         let _ = built.set(Built::new(root, &chosen));
     }
-    // Started first, so that the threads do not all wait for them.
+    // Started first: they take longest.
     trials.sort_by_key(|(listing, _)| !listing.cpu_bound);
     let trials = trials.into_iter().map(|(_, trial)| trial).collect();
     libtest_mimic::run(&args, trials).exit_code()
@@ -340,8 +299,11 @@ fn check(listing: &Listing, built: &Built) -> Result<(), Failed> {
             listing.dir.display()
         )
     })?;
-    let bin = built.executable(listing)?;
-    Ok(book_support::check_output(bin, recorded, &varies)?)
+    let mut program = Command::new(built.executable(listing)?);
+    if listing.cpu_bound {
+        book_support::at_low_priority(&mut program);
+    }
+    Ok(book_support::check_output(program, recorded, &varies)?)
 }
 
 /// The [`Varies`] that `[package.metadata.output]` declares (nothing varies without one).

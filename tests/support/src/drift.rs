@@ -179,12 +179,16 @@ impl OutputTxt {
     }
 }
 
-/// Runs `bin` as `recorded`'s command line says and compares what it prints with the
-/// recording as `varies` allows. `Err` says what differs and how to fix it.
-pub fn check_output(bin: &Path, recorded: &OutputTxt, varies: &Varies) -> Result<(), String> {
-    let mut command = Command::new(bin);
-    command.args(&recorded.command.args);
-    let run = crate::try_run_command(command, crate::RUN_TIMEOUT)?;
+/// Runs `program` (a listing's executable) with the arguments of `recorded`'s command line
+/// and compares what it prints with the recording as `varies` allows. `Err` says what differs
+/// and how to fix it.
+pub fn check_output(
+    mut program: Command,
+    recorded: &OutputTxt,
+    varies: &Varies,
+) -> Result<(), String> {
+    program.args(&recorded.command.args);
+    let run = crate::try_run_command(program, crate::RUN_TIMEOUT)?;
     if !run.status.success() {
         return Err(format!(
             "`{}` failed with {}\n--- stderr ---\n{}",

@@ -203,6 +203,26 @@ pub fn silence_expected_panics(expected: &'static [&'static str]) {
 }
 
 /// Kills `child` and every process in its group (it leads one: [`try_run_command`]).
+/// Makes `command` run at a low CPU priority (nice 10). A benchmark started this way beside
+/// programs that mostly sleep gets the CPU they leave: when one of them wakes up, the kernel
+/// runs it at once, so its sleeps and timeouts are not stretched. Against a program that
+/// keeps a core busy at the normal priority it gets about a tenth of that core (nice 19 would
+/// be a seventieth: starved, not slowed).
+#[cfg(unix)]
+pub fn at_low_priority(command: &mut Command) {
+    const NICE: libc::c_int = 10;
+    let lower = || {
+        // SAFETY: setpriority(2) is a system call on this process's own priority: safe
+        // between fork and exec (no allocation, no lock).
+        match unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, NICE) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    };
+    // SAFETY: the closure only calls setpriority (see above).
+    unsafe { std::os::unix::process::CommandExt::pre_exec(command, lower) };
+}
+
 fn kill_group(child: &mut std::process::Child) {
     #[cfg(unix)]
     if let Ok(pid) = i32::try_from(child.id()) {

@@ -1,11 +1,9 @@
 //! 本物の`fileproc`を、テストが一時ディレクトリに作った木に対して実行して確かめます。
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use sha2::{Digest, Sha256};
 
 fn tree() -> tempfile::TempDir {

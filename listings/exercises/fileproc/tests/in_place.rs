@@ -2,13 +2,11 @@
 //! 中断された実行の一時ファイルを次の実行が消すことを確かめます。
 #![cfg(unix)]
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn files_with_several_hard_links_are_refused_unless_forced() {

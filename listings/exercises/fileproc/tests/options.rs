@@ -1,11 +1,9 @@
 //! 変換のオプション: BOMのないUTF-16（`--from`）、CI向けの`--check`、nkfのような`--to`と`--eol`、
 //! ログの量（`-q`、`-v`）。
 
-mod common;
-
 use std::fs;
 
-use common::*;
+use crate::common::*;
 use encoding_rs::SHIFT_JIS;
 
 fn utf16(text: &str, little_endian: bool) -> Vec<u8> {

@@ -1,10 +1,8 @@
 //! 変換先と変換元が重なるときは、何も書かずに断ることを、本物の`fileproc`で確かめます。
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// 問題の報告にあった木: `a/b/x.txt`と`a/b/b/x.txt`
 fn tree() -> tempfile::TempDir {

@@ -5,11 +5,9 @@
 //! 報告は処理の終わった順に出るので、行の順序は比べません。
 //! 記録し直すには: `cargo xtask bless`
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use encoding_rs::{EUC_JP, SHIFT_JIS};
 
 /// 日本語の名前を持つ、小さな原稿フォルダ

@@ -2,14 +2,12 @@
 //! Ctrl-C（SIGINT）では処理中の一時ファイルを片付けてから終わることを、本物の`fileproc`で確かめます。
 #![cfg(unix)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Stdio};
 
-use common::*;
+use crate::common::*;
 
 /// `--in-place`は1ファイルごとにfsyncするので、300個でも処理には0.1秒以上かかり、
 /// 最初の報告が届いた時点では、まだ多くのファイルが残っています。

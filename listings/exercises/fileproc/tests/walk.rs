@@ -1,10 +1,8 @@
 //! ripgrepと同じ歩き方: `.gitignore`と隠しファイルを飛ばし、`--hidden`と`--no-ignore`で含めます。
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 fn tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

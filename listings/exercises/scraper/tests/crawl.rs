@@ -1,12 +1,10 @@
 //! `scrape`を本物のプロセスとして起動し、ローカルのテスト用サイトを取得させて、
 //! 問題のページの要件を1つずつ確かめます（インターネットには接続しません）。
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// 互いにリンクし合うページ、遅いページ、2回失敗してから成功するページ、Retry-Afterつきの429、

@@ -1,12 +1,10 @@
 //! リダイレクトの範囲、ホスト全体への`Retry-After`、robots.txtの一時的な失敗を、
 //! `scrape`を本物のプロセスとして起動して確かめます。
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// サイトの「オープンリダイレクト」で、無関係なホストが取得の範囲に入ってはいけません。
 /// 開始URLのリダイレクトはたどり、その行き先が失敗すれば終了コードに表れます

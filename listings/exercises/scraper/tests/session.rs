@@ -5,12 +5,10 @@
 //! （`varies`）、並行に取得するので行の順序も問いませんが、文言とほかの数値は比べます。
 //! 記録し直すには: `cargo xtask bless scraper-tool`
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 
 async fn session() -> String {
     let site = Site::start(

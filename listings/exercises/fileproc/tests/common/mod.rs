@@ -1,5 +1,4 @@
 //! テストが共有する道具: 本物のバイナリを起動する関数と、テスト用の木を作る関数。
-#![allow(dead_code)] // テストのファイルごとに使う関数が違う
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
