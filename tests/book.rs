@@ -239,6 +239,116 @@ fn every_listing_crate_is_included_by_a_page() {
     );
 }
 
+/// Every `Cargo.toml` of the workspace, the root's first.
+fn workspace_manifests() -> Vec<PathBuf> {
+    let root = root();
+    let mut manifests = vec![root.join("Cargo.toml")];
+    for dir in ["listings", "tests", "xtask"] {
+        manifests.extend(
+            xtask::files_with_extension(&root.join(dir), "toml")
+                .unwrap()
+                .into_iter()
+                .filter(|path| path.ends_with("Cargo.toml")),
+        );
+    }
+    manifests
+}
+
+/// Two ways a crate can keep tests out of `cargo test` without a word: with
+/// `autotests = false`, a new `tests/*.rs` runs only if a `[[test]]` target includes it (the
+/// exercises gather theirs as modules of `tests/integration.rs`); with `test = false` on a
+/// library or a binary, unit tests added to it later never run.
+#[test]
+fn no_test_is_left_out_of_cargo_test() {
+    let mut left_out = Vec::new();
+    for manifest in workspace_manifests() {
+        let dir = manifest.parent().unwrap();
+        let text = fs::read_to_string(&manifest).unwrap();
+        let toml: toml::Table = text
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+        let Some(package) = toml.get("package") else {
+            continue;
+        };
+        let name = package["name"].as_str().unwrap();
+        let targets = |kind: &str| -> Vec<toml::Value> {
+            match toml.get(kind) {
+                Some(toml::Value::Array(targets)) => targets.clone(),
+                Some(table) => vec![table.clone()],
+                None => Vec::new(),
+            }
+        };
+        let path_of = |target: &toml::Value, default: String| {
+            dir.join(
+                target
+                    .get("path")
+                    .and_then(toml::Value::as_str)
+                    .unwrap_or(&default),
+            )
+        };
+        if package.get("autotests").and_then(toml::Value::as_bool) == Some(false) {
+            let roots: Vec<PathBuf> = targets("test")
+                .iter()
+                .filter_map(|t| t.get("path")?.as_str().map(|p| dir.join(p)))
+                .collect();
+            let declared: String = roots
+                .iter()
+                .map(|root| fs::read_to_string(root).unwrap())
+                .collect();
+            for file in fs::read_dir(dir.join("tests")).into_iter().flatten() {
+                let file = file.unwrap().path();
+                let Some(stem) = file.file_stem().and_then(|s| s.to_str()) else {
+                    continue;
+                };
+                if file.extension().is_some_and(|e| e == "rs")
+                    && !roots.contains(&file)
+                    && !declared.contains(&format!("mod {stem};"))
+                {
+                    left_out.push(format!(
+                        "{}: neither a [[test]] nor a `mod {stem};` of one (autotests = false)",
+                        file.strip_prefix(root()).unwrap().display()
+                    ));
+                }
+            }
+        }
+        let lib = targets("lib")
+            .into_iter()
+            .map(|t| (path_of(&t, "src/lib.rs".into()), t));
+        let bins = targets("bin").into_iter().map(|t| {
+            let bin = t.get("name").and_then(toml::Value::as_str).unwrap_or(name);
+            let default = if bin == name {
+                "src/main.rs".to_owned()
+            } else {
+                format!("src/bin/{bin}.rs")
+            };
+            (path_of(&t, default), t)
+        });
+        for (file, target) in lib.chain(bins) {
+            if target.get("test").and_then(toml::Value::as_bool) != Some(false) {
+                continue;
+            }
+            let code = fs::read_to_string(&file).unwrap_or_default();
+            let attributes = ["#[test]", "#[cfg(test)]", "#[tokio::test"];
+            if code.lines().any(|line| {
+                let line = line.trim_start();
+                attributes
+                    .iter()
+                    .any(|attribute| line.starts_with(attribute))
+            }) {
+                left_out.push(format!(
+                    "{}: has tests, but its target says `test = false`",
+                    file.strip_prefix(root()).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(
+        left_out.is_empty(),
+        "tests that `cargo test` would not run:\n{}",
+        left_out.join("\n")
+    );
+}
+
 /// `a/b/../c` → `a/c`, without touching the file system.
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -325,8 +435,9 @@ fn feature_gaps(
 ///   with, or a cold `cargo test` compiles mdBook and everything under it twice.
 ///
 /// What `cargo tree` answers depends only on the manifests, the lockfile, cargo's
-/// configuration and cargo itself: when none of them changed since the check last passed
-/// (a stamp in `target/tmp` holds their hash), it is not run again.
+/// configuration and cargo itself: when none of them (nor this check's code) changed since the
+/// check last passed (a stamp in `target/tmp` holds their hash), it is not run again. Delete
+/// `target/tmp/features-checked` to run it anyway.
 #[test]
 fn cargo_xtask_and_build_rs_reuse_the_test_build() {
     let stamp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("features-checked");
@@ -382,34 +493,51 @@ fn cargo_xtask_and_build_rs_reuse_the_test_build() {
     fs::write(&stamp, inputs).unwrap();
 }
 
-/// A hash of what cargo resolves features from: every `Cargo.toml` of the workspace,
-/// `Cargo.lock`, `.cargo/config.toml`, and cargo's version.
+/// A hash of what the check's answer depends on: every `Cargo.toml` of the workspace,
+/// `Cargo.lock`, cargo's configuration files (here, in the directories above, in
+/// `CARGO_HOME`) and the environment variables that change how it resolves (`RUSTFLAGS`,
+/// `CARGO_BUILD_TARGET`, …), cargo's version and host (`cargo -vV`), and this file's code.
 fn dependency_inputs_hash() -> String {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let root = root();
-    let mut files = vec![
-        root.join("Cargo.toml"),
-        root.join("Cargo.lock"),
-        root.join(".cargo/config.toml"),
-    ];
-    for dir in ["listings", "tests", "xtask"] {
-        files.extend(
-            xtask::files_with_extension(&root.join(dir), "toml")
-                .unwrap()
-                .into_iter()
-                .filter(|path| path.ends_with("Cargo.toml")),
-        );
+    let mut files = workspace_manifests();
+    files.push(root.join("Cargo.lock"));
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::home_dir().map(|home| home.join(".cargo")));
+    let config_dirs = root
+        .ancestors()
+        .map(|dir| dir.join(".cargo"))
+        .chain(cargo_home);
+    for dir in config_dirs {
+        files.extend([dir.join("config.toml"), dir.join("config")]);
     }
     let mut hasher = DefaultHasher::new();
+    include_str!("book.rs").hash(&mut hasher);
     for file in files {
         file.hash(&mut hasher);
         fs::read(&file).ok().hash(&mut hasher);
     }
+    let mut vars: Vec<(String, String)> = std::env::vars()
+        .filter(|(name, _)| {
+            [
+                "RUSTFLAGS",
+                "CARGO_ENCODED_RUSTFLAGS",
+                "RUSTC",
+                "CARGO_HOME",
+            ]
+            .contains(&name.as_str())
+                || name.starts_with("CARGO_BUILD_")
+                || name.starts_with("CARGO_TARGET_")
+        })
+        .collect();
+    vars.sort();
+    vars.hash(&mut hasher);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let version = std::process::Command::new(cargo)
-        .arg("--version")
+        .arg("-vV")
         .output()
-        .expect("cargo --version runs");
+        .expect("cargo -vV runs");
     version.stdout.hash(&mut hasher);
     format!("{:016x}\n", hasher.finish())
 }

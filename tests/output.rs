@@ -18,10 +18,11 @@
 //! concurrency with sleeps and use almost no CPU), so this binary has its own `main`
 //! (libtest-mimic) and runs them all at once by default. A listing that measures the speed of
 //! computation (`cpu-bound = true`) keeps every core busy, which would stretch the others'
-//! sleeps and timeouts: it runs at a low CPU priority (nice 10), so it gets the CPU the others
-//! leave (what it measures is redacted, and its result is compared; `cargo xtask
+//! sleeps and timeouts: it runs at a lower CPU priority (10 nice levels down), so it gets the
+//! CPU the others leave (what it measures is redacted, and its result is compared; `cargo xtask
 //! bless` records each listing alone). `--test-threads N` (or `RUST_TEST_THREADS`) sets how
-//! many run at once.
+//! many run at once: the tokio and rayon listings start a thread per core, so on a machine with
+//! many cores (or a container with a low limit on processes) fewer at once may be wiser.
 //!
 //! The programs are built by one nested `cargo build` before any runs (and a second one with
 //! `--release` for the `--release` recordings). It selects the same packages and, through
@@ -37,7 +38,6 @@ use std::sync::{Arc, OnceLock};
 use book_support::{OutputTxt, Varies};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -48,17 +48,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.test_threads.is_none() {
-        args.test_threads = match std::env::var("RUST_TEST_THREADS") {
-            // All at once: the sleeping listings then take as long as the slowest of them.
-            Err(_) => Some(listings.len().max(1)),
-            Ok(n) => n.parse().ok(),
-        };
-    }
-    if args.test_threads.is_none_or(|n| n == 0) {
-        eprintln!("error: the number of test threads must be a whole number above 0");
-        return ExitCode::FAILURE;
-    }
     let built: Arc<OnceLock<Built>> = Arc::default();
     let mut trials: Vec<(Arc<Listing>, Trial)> = listings
         .into_iter()
@@ -72,13 +61,24 @@ fn main() -> ExitCode {
             (listing, trial)
         })
         .collect();
+    let chosen: Vec<&Listing> = trials
+        .iter()
+        .filter(|(_, trial)| !args.is_filtered_out(trial) && !args.is_ignored(trial))
+        .map(|(listing, _)| listing.as_ref())
+        .collect();
+    if args.test_threads.is_none() {
+        args.test_threads = match std::env::var("RUST_TEST_THREADS") {
+            // All at once: the sleeping listings then take as long as the slowest of them.
+            Err(_) => Some(chosen.len().max(1)),
+            Ok(n) => n.parse().ok(),
+        };
+    }
+    if args.test_threads.is_none_or(|n| n == 0) {
+        eprintln!("error: the number of test threads must be a whole number above 0");
+        return ExitCode::FAILURE;
+    }
     // Build what the filters leave to run (nothing for `--list`).
     if !args.list {
-        let chosen: Vec<&Listing> = trials
-            .iter()
-            .filter(|(_, trial)| !args.is_filtered_out(trial) && !args.is_ignored(trial))
-            .map(|(listing, _)| listing.as_ref())
-            .collect();
         let _ = built.set(Built::new(root, &chosen));
     }
     // Started first: they take longest.

@@ -202,27 +202,38 @@ pub fn silence_expected_panics(expected: &'static [&'static str]) {
     });
 }
 
-/// Kills `child` and every process in its group (it leads one: [`try_run_command`]).
-/// Makes `command` run at a low CPU priority (nice 10). A benchmark started this way beside
-/// programs that mostly sleep gets the CPU they leave: when one of them wakes up, the kernel
-/// runs it at once, so its sleeps and timeouts are not stretched. Against a program that
-/// keeps a core busy at the normal priority it gets about a tenth of that core (nice 19 would
-/// be a seventieth: starved, not slowed).
-#[cfg(unix)]
+/// Makes `command` run at a lower CPU priority: 10 nice levels below this process (at most
+/// nice 19). A benchmark started this way beside programs that mostly sleep gets the CPU they
+/// leave: when one of them wakes up, the kernel runs it first, so its sleeps and timeouts are
+/// hardly stretched. Against a program that keeps a core busy at this process's priority it
+/// gets about a tenth of that core (nice 19 would be a seventieth: starved, not slowed).
+/// Elsewhere than Unix the priority is left as it is.
 pub fn at_low_priority(command: &mut Command) {
-    const NICE: libc::c_int = 10;
-    let lower = || {
-        // SAFETY: setpriority(2) is a system call on this process's own priority: safe
-        // between fork and exec (no allocation, no lock).
-        match unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, NICE) } {
-            0 => Ok(()),
-            _ => Err(std::io::Error::last_os_error()),
-        }
-    };
-    // SAFETY: the closure only calls setpriority (see above).
-    unsafe { std::os::unix::process::CommandExt::pre_exec(command, lower) };
+    #[cfg(unix)]
+    {
+        // Relative to this process: asking for a fixed nice 10 under a `nice -n 15 cargo test`
+        // would be a raise, which the kernel refuses without privileges.
+        // SAFETY: getpriority(2) only reads this process's nice value (with PRIO_PROCESS and
+        // 0 it cannot fail; -1 is a valid nice value).
+        let nice = (unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) } + 10).min(19);
+        let lower = move || {
+            // Between fork and exec only async-signal-safe code may run. setpriority is not on
+            // POSIX's list, but glibc, musl and Darwin implement it as the bare system call, and
+            // reading errno afterwards does not allocate.
+            // SAFETY: a system call on this (single-threaded, forked) process's own priority.
+            match unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        };
+        // SAFETY: the closure only makes that system call (see above).
+        unsafe { std::os::unix::process::CommandExt::pre_exec(command, lower) };
+    }
+    #[cfg(not(unix))]
+    let _ = command;
 }
 
+/// Kills `child` and every process in its group (it leads one: [`try_run_command`]).
 fn kill_group(child: &mut std::process::Child) {
     #[cfg(unix)]
     if let Ok(pid) = i32::try_from(child.id()) {

@@ -229,7 +229,8 @@ pub fn assert_no_temp_files(root: &Path) {
 }
 
 /// Shift_JIS＋CRLFの小さなファイルを`n`個、`n / 100`個のディレクトリに分けて作り、
-/// 変換前と変換後のバイト列を返す
+/// 変換前と変換後のバイト列を返す（使うのはUnixだけで動く`streaming.rs`）
+#[cfg(unix)]
 pub fn many_files(root: &Path, n: usize) -> (Vec<u8>, Vec<u8>) {
     let text = "並行処理のテスト用のファイルです。\r\n二行目\r\n";
     let input = encode(text, SHIFT_JIS);
