@@ -85,16 +85,12 @@ extern "C" fn cleanup() {
     }
 }
 
-unsafe extern "C" {
-    fn atexit(f: extern "C" fn()) -> i32;
-}
-
 /// Registers `cleanup` to run at exit (once).
 fn clean_up_at_exit() {
     static REGISTERED: Once = Once::new();
     // SAFETY: `cleanup` is a plain function that only kills processes and removes directories.
     REGISTERED.call_once(|| unsafe {
-        atexit(cleanup);
+        libc::atexit(cleanup);
     });
 }
 

@@ -59,7 +59,7 @@ pub fn stop(pid: u32, profile: &Path) {
     // SAFETY: a plain system call. Chromium is never waited for before this, so its process
     // group id cannot have been reused.
     unsafe {
-        kill(-(pid as i32), SIGKILL);
+        libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
     }
     #[cfg(not(unix))]
     let _ = pid; // (`Process::drop` kills it)
@@ -69,15 +69,6 @@ pub fn stop(pid: u32, profile: &Path) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
-
-#[cfg(unix)]
-unsafe extern "C" {
-    fn kill(pid: i32, signal: i32) -> i32;
-    #[cfg(target_os = "linux")]
-    fn prctl(option: i32, ...) -> i32;
-}
-#[cfg(unix)]
-const SIGKILL: i32 = 9;
 
 impl Browser {
     /// Starts `chrome` headless with `flags` and a new, empty profile (in a process group of its
@@ -197,11 +188,10 @@ fn spawn(mut command: Command) -> Result<(Child, Sender<()>)> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
-        const PR_SET_PDEATHSIG: i32 = 1;
         // SAFETY: prctl is async-signal-safe, and the closure allocates nothing.
         unsafe {
             command.pre_exec(|| {
-                if prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
