@@ -48,14 +48,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let built: Arc<OnceLock<Built>> = Arc::default();
+    let builds: Arc<Builds> = Arc::default();
     let mut trials: Vec<(Arc<Listing>, Trial)> = listings
         .into_iter()
         .map(|listing| {
             let listing = Arc::new(listing);
-            let (this, built) = (Arc::clone(&listing), Arc::clone(&built));
+            let (this, builds) = (Arc::clone(&listing), Arc::clone(&builds));
             let trial = Trial::test(listing.package.clone(), move || {
-                check(&this, built.get().expect("built before any trial runs"))
+                check(&this, builds.of(this.release()).wait())
             });
             let trial = trial.with_kind(if listing.cpu_bound { "cpu-bound" } else { "" });
             (listing, trial)
@@ -77,14 +77,32 @@ fn main() -> ExitCode {
         eprintln!("error: the number of test threads must be a whole number above 0");
         return ExitCode::FAILURE;
     }
-    // Build what the filters leave to run (nothing for `--list`).
-    if !args.list {
-        let _ = built.set(Built::new(root, &chosen));
-    }
+    // Build what the filters leave to run (nothing for `--list`): the release build first,
+    // so that its listings (the benchmarks) start while the debug build is checked.
+    let packages = |release: bool| -> Vec<String> {
+        chosen
+            .iter()
+            .filter(|l| l.release() == release)
+            .map(|l| l.package.clone())
+            .collect()
+    };
+    let debug_build = (!args.list).then(|| {
+        let _ = builds.release.set(Build::new(root, true, &packages(true)));
+        let (builds, packages) = (Arc::clone(&builds), packages(false));
+        std::thread::spawn(move || {
+            let build = std::panic::catch_unwind(|| Build::new(root, false, &packages))
+                .unwrap_or_else(|_| Build::failed("the debug build panicked".into()));
+            let _ = builds.debug.set(build);
+        })
+    });
     // Started first: they take longest.
     trials.sort_by_key(|(listing, _)| !listing.cpu_bound);
     let trials = trials.into_iter().map(|(_, trial)| trial).collect();
-    libtest_mimic::run(&args, trials).exit_code()
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(debug_build) = debug_build {
+        let _ = debug_build.join();
+    }
+    conclusion.exit_code()
 }
 
 /// A listing with an `output.txt` (or one that declares what varies without having one).
@@ -140,67 +158,77 @@ fn listings(root: &Path) -> Result<Vec<Listing>, String> {
     Ok(found)
 }
 
-/// The programs of the chosen listings, built before any of them runs.
-struct Built {
-    /// Each program's executable, by package (= binary) name and build (`true`: release).
-    executables: HashMap<(String, bool), PathBuf>,
-    /// Why a build failed (printed once; each listing it leaves without a program says so).
+/// The programs of the chosen listings: a debug and a release build, each set once it is done
+/// (a trial waits for the one its listing needs).
+#[derive(Default)]
+struct Builds {
+    debug: OnceLock<Build>,
+    release: OnceLock<Build>,
+}
+
+impl Builds {
+    fn of(&self, release: bool) -> &OnceLock<Build> {
+        if release { &self.release } else { &self.debug }
+    }
+}
+
+/// The executables of one build, by package (= binary) name.
+struct Build {
+    executables: HashMap<String, PathBuf>,
+    /// Why the build failed (printed once; each listing it leaves without a program says so).
     failed: Option<String>,
 }
 
-impl Built {
-    fn new(root: &Path, chosen: &[&Listing]) -> Self {
-        let mut built = Built {
+impl Build {
+    fn failed(why: String) -> Self {
+        Build {
             executables: HashMap::new(),
-            failed: None,
-        };
-        for release in [false, true] {
-            let packages: Vec<&str> = chosen
-                .iter()
-                .filter(|l| l.release() == release)
-                .map(|l| l.package.as_str())
-                .collect();
-            if packages.is_empty() {
-                continue;
+            failed: Some(why),
+        }
+    }
+
+    /// Builds the binaries of `packages` (nothing when there are none).
+    fn new(root: &Path, release: bool, packages: &[String]) -> Self {
+        if packages.is_empty() {
+            return Build {
+                executables: HashMap::new(),
+                failed: None,
+            };
+        }
+        // Debug: the binaries, plus this test so that the dev-dependencies (and so the
+        // features) are those of `cargo test`. Release: only the binaries.
+        let mut args: Vec<&str> = Vec::new();
+        if release {
+            args.push("--release");
+            for package in packages {
+                args.extend(["--package", package]);
             }
-            // Debug: the binaries, plus this test so that the dev-dependencies (and so the
-            // features) are those of `cargo test`. Release: only the binaries.
-            let mut args: Vec<&str> = Vec::new();
-            if release {
-                args.push("--release");
-                for package in &packages {
-                    args.extend(["--package", package]);
-                }
-            } else {
-                args.extend(["--workspace", "--test", "output"]);
-            }
-            for package in &packages {
-                args.extend(["--bin", package]);
-            }
-            eprintln!(
-                "building the programs of {} listing(s){}…",
-                packages.len(),
-                if release { " (release)" } else { "" }
-            );
-            match build(root, &args) {
-                Ok(executables) => built.executables.extend(
-                    executables
-                        .into_iter()
-                        .map(|(name, path)| ((name, release), path)),
-                ),
-                Err(e) => {
-                    eprintln!("error: `cargo build {}` failed:\n{e}", args.join(" "));
-                    built.failed = Some(format!("`cargo build {}` failed", args.join(" ")));
-                }
+        } else {
+            args.extend(["--workspace", "--test", "output"]);
+        }
+        for package in packages {
+            args.extend(["--bin", package]);
+        }
+        eprintln!(
+            "building the programs of {} listing(s){}…",
+            packages.len(),
+            if release { " (release)" } else { "" }
+        );
+        match build(root, &args) {
+            Ok(executables) => Build {
+                executables,
+                failed: None,
+            },
+            Err(e) => {
+                eprintln!("error: `cargo build {}` failed:\n{e}", args.join(" "));
+                Build::failed(format!("`cargo build {}` failed", args.join(" ")))
             }
         }
-        built
     }
 
     fn executable(&self, listing: &Listing) -> Result<&Path, String> {
-        let key = (listing.package.clone(), listing.release());
         self.executables
-            .get(&key)
+            .get(&listing.package)
             .map(PathBuf::as_path)
             .ok_or_else(|| match &self.failed {
                 Some(why) => format!("{why} (its output is printed above the test results)"),
@@ -276,7 +304,7 @@ fn build(root: &Path, args: &[&str]) -> Result<HashMap<String, PathBuf>, String>
 }
 
 /// Runs the listing and compares its output with `output.txt`.
-fn check(listing: &Listing, built: &Built) -> Result<(), Failed> {
+fn check(listing: &Listing, build: &Build) -> Result<(), Failed> {
     let recorded = listing.recorded.as_ref().map_err(|e| {
         format!(
             "{e}\n(to record it, write `$ cargo run -p {0}` as its first line and run \
@@ -299,7 +327,7 @@ fn check(listing: &Listing, built: &Built) -> Result<(), Failed> {
             listing.dir.display()
         )
     })?;
-    let mut program = Command::new(built.executable(listing)?);
+    let mut program = Command::new(build.executable(listing)?);
     if listing.cpu_bound {
         book_support::at_low_priority(&mut program);
     }
