@@ -41,7 +41,7 @@ fn sum_of_squares(n: u64) -> Result<u64, Overflow> {
 
 // ANCHOR: main
 fn main() -> Result<(), Box<dyn Error>> {
-    // デバッグビルド（`cargo test`）ではタスクを小さくして、テストを速く保ちます。
+    // 最適化しないデバッグビルドは遅いので、`--release`なしでもすぐ終わるようにタスクを小さくします。
     let n = if cfg!(debug_assertions) {
         30_000
     } else {
