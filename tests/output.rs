@@ -24,10 +24,12 @@
 //! many run at once: the tokio and rayon listings start a thread per core, so on a machine with
 //! many cores (or a container with a low limit on processes) fewer at once may be wiser.
 //!
-//! The programs are built by one nested `cargo build` before any runs (and a second one with
-//! `--release` for the `--release` recordings). It selects the same packages and, through
-//! `--test output`, the same dev-dependencies as `cargo test` at the root, so the dependencies
-//! are resolved with the same features and nothing but the listings' own binaries is built.
+//! The programs are built by two nested `cargo build`s: one with `--release` for the
+//! `--release` recordings (first: the benchmarks start as soon as it is done), and one for the
+//! others, which runs beside the benchmarks (each listing waits for the build it needs). The
+//! debug build selects the same packages and, through `--test output`, the same
+//! dev-dependencies as `cargo test` at the root, so the dependencies are resolved with the same
+//! features and nothing but the listings' own binaries is built.
 
 use std::collections::HashMap;
 use std::io::BufRead as _;
