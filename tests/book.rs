@@ -364,12 +364,19 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// The cargo that runs this test (`CARGO`), at the repository's root.
+fn cargo() -> std::process::Command {
+    let mut cargo =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.current_dir(root());
+    cargo
+}
+
 /// The features cargo turns on for each package when it builds `args` (`cargo tree`).
 fn features(
     args: &[&str],
 ) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = std::process::Command::new(cargo)
+    let out = cargo()
         .args([
             "tree",
             "--quiet",
@@ -380,7 +387,6 @@ fn features(
             "{p} [{f}]",
         ])
         .args(args)
-        .current_dir(root())
         .output()
         .expect("cargo tree runs");
     assert!(
@@ -533,11 +539,7 @@ fn dependency_inputs_hash() -> String {
         .collect();
     vars.sort();
     vars.hash(&mut hasher);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let version = std::process::Command::new(cargo)
-        .arg("-vV")
-        .output()
-        .expect("cargo -vV runs");
+    let version = cargo().arg("-vV").output().expect("cargo -vV runs");
     version.stdout.hash(&mut hasher);
     format!("{:016x}\n", hasher.finish())
 }
